@@ -1,0 +1,313 @@
+//! KTAP version 1 (`Documentation/dev-tools/ktap.rst`): a lenient parser
+//! for what kernel selftests print, and a small writer for our own tests.
+//!
+//! The parser never fails: lines it does not understand are kept as
+//! diagnostics, so that a crashed or truncated test still yields what it
+//! reported before it died.
+#![warn(missing_docs)]
+
+use std::fmt::Write as _;
+
+/// The outcome of one test line.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Outcome {
+    /// `ok N name`
+    Pass,
+    /// `not ok N name`
+    Fail,
+    /// `ok N name # SKIP reason` (a skip is never a pass)
+    Skip(String),
+    /// `not ok N name # TIMEOUT ...`
+    Timeout(String),
+    /// `ok N name # TODO ...` / `not ok N name # XFAIL ...`
+    Todo(String),
+}
+
+/// One test result, with its nested subtests and diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TestResult {
+    /// Test number as printed.
+    pub number: u32,
+    /// Test name.
+    pub name: String,
+    /// Outcome, from the result line and its directive.
+    pub outcome: Outcome,
+    /// `#` lines printed before the result line at this level.
+    pub diagnostics: Vec<String>,
+    /// Subtests (indented by 2 more spaces, printed before this line).
+    pub subtests: Vec<TestResult>,
+}
+
+/// A parsed KTAP document (or one nesting level of one).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Document {
+    /// The plan `1..N`, if printed.
+    pub plan: Option<u32>,
+    /// `1..0 # SKIP reason`: the whole document was skipped.
+    pub skip_all: Option<String>,
+    /// Results in order.
+    pub results: Vec<TestResult>,
+    /// Diagnostics not followed by any result line at this level.
+    pub trailing: Vec<String>,
+}
+
+impl Document {
+    /// Counts (passed, failed, skipped) over the leaves of the tree:
+    /// a result with subtests counts its subtests instead of itself.
+    pub fn leaf_counts(&self) -> (u32, u32, u32) {
+        fn walk(r: &[TestResult], c: &mut (u32, u32, u32)) {
+            for t in r {
+                if t.subtests.is_empty() {
+                    match t.outcome {
+                        Outcome::Pass | Outcome::Todo(_) => c.0 += 1,
+                        Outcome::Fail | Outcome::Timeout(_) => c.1 += 1,
+                        Outcome::Skip(_) => c.2 += 1,
+                    }
+                } else {
+                    walk(&t.subtests, c);
+                }
+            }
+        }
+        let mut c = (0, 0, 0);
+        walk(&self.results, &mut c);
+        c
+    }
+}
+
+/// Parses a result line (without indentation): `ok 3 name # SKIP why`.
+pub fn parse_result_line(line: &str) -> Option<(bool, u32, String, Option<(String, String)>)> {
+    let (ok, rest) = if let Some(r) = line.strip_prefix("not ok ") {
+        (false, r)
+    } else if let Some(r) = line.strip_prefix("ok ") {
+        (true, r)
+    } else {
+        return None;
+    };
+    let (num, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let number: u32 = num.parse().ok()?;
+    let rest = rest.trim_start_matches("- ");
+    let (name, directive) = match rest.find(" # ") {
+        Some(i) => {
+            let d = rest[i + 3..].trim();
+            let (kw, why) = d.split_once(' ').unwrap_or((d, ""));
+            (
+                rest[..i].trim().to_string(),
+                Some((kw.to_ascii_uppercase(), why.trim().to_string())),
+            )
+        }
+        None => (rest.trim().to_string(), None),
+    };
+    Some((ok, number, name, directive))
+}
+
+fn outcome(ok: bool, directive: Option<(String, String)>) -> Outcome {
+    match directive {
+        Some((kw, why)) if kw == "SKIP" => Outcome::Skip(why),
+        Some((kw, why)) if kw == "TIMEOUT" => Outcome::Timeout(why),
+        Some((kw, why)) if kw == "TODO" || kw == "XFAIL" => Outcome::Todo(why),
+        _ if ok => Outcome::Pass,
+        _ => Outcome::Fail,
+    }
+}
+
+/// Parses KTAP text. Indentation of 2 spaces per level marks subtests;
+/// a tab is taken as one level too, as some kselftests print.
+pub fn parse(text: &str) -> Document {
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .map(|l| {
+            let trimmed = l.trim_start_matches([' ', '\t']);
+            let ws = &l[..l.len() - trimmed.len()];
+            let depth = ws
+                .chars()
+                .map(|c| if c == '\t' { 2 } else { 1 })
+                .sum::<usize>()
+                / 2;
+            (depth, trimmed.trim_end())
+        })
+        .collect();
+    let mut pos = 0;
+    parse_level(&lines, &mut pos, 0)
+}
+
+fn parse_level(lines: &[(usize, &str)], pos: &mut usize, depth: usize) -> Document {
+    let mut doc = Document::default();
+    let mut diags = Vec::new();
+    let mut pending_sub: Option<Document> = None;
+    while *pos < lines.len() {
+        let (d, line) = lines[*pos];
+        if line.is_empty() {
+            *pos += 1;
+            continue;
+        }
+        if d > depth {
+            // A nested block: everything deeper belongs to the next result.
+            let sub = parse_level(lines, pos, depth + 1);
+            match &mut pending_sub {
+                Some(p) => {
+                    p.results.extend(sub.results);
+                    p.trailing.extend(sub.trailing);
+                }
+                None => pending_sub = Some(sub),
+            }
+            continue;
+        }
+        if d < depth {
+            break;
+        }
+        *pos += 1;
+        if line.starts_with("KTAP version") || line.starts_with("TAP version") {
+            continue;
+        }
+        if let Some(p) = line.strip_prefix("1..") {
+            let (n, dir) = p.split_once(" # ").unwrap_or((p, ""));
+            doc.plan = n.trim().parse().ok();
+            if let Some(why) = dir.trim().strip_prefix("SKIP") {
+                doc.skip_all = Some(why.trim().to_string());
+            }
+            continue;
+        }
+        if let Some((ok, number, name, dir)) = parse_result_line(line) {
+            let sub = pending_sub.take().unwrap_or_default();
+            let mut diagnostics = std::mem::take(&mut diags);
+            diagnostics.extend(sub.trailing);
+            doc.results.push(TestResult {
+                number,
+                name,
+                outcome: outcome(ok, dir),
+                diagnostics,
+                subtests: sub.results,
+            });
+            continue;
+        }
+        diags.push(line.trim_start_matches('#').trim().to_string());
+    }
+    if let Some(sub) = pending_sub {
+        // Subtests with no closing result line (a crash): keep them visible.
+        diags.extend(sub.trailing);
+        doc.results.extend(sub.results);
+    }
+    doc.trailing = diags;
+    doc
+}
+
+/// Writes KTAP for a list of cases, nesting by indentation.
+#[derive(Debug, Default)]
+pub struct Writer {
+    out: String,
+    indent: usize,
+}
+
+impl Writer {
+    /// Starts a document (or a nested one when `indent` > 0) with a plan.
+    pub fn new(indent: usize, plan: u32) -> Self {
+        let mut w = Writer {
+            out: String::new(),
+            indent,
+        };
+        w.line("KTAP version 1");
+        w.line(&format!("1..{plan}"));
+        w
+    }
+
+    fn line(&mut self, s: &str) {
+        let _ = writeln!(self.out, "{:width$}{s}", "", width = self.indent * 2);
+    }
+
+    /// A diagnostic line.
+    pub fn diag(&mut self, s: &str) {
+        for l in s.lines() {
+            self.line(&format!("# {l}"));
+        }
+    }
+
+    /// A result line.
+    pub fn result(&mut self, number: u32, name: &str, outcome: &Outcome) {
+        let l = match outcome {
+            Outcome::Pass => format!("ok {number} {name}"),
+            Outcome::Fail => format!("not ok {number} {name}"),
+            Outcome::Skip(why) => format!("ok {number} {name} # SKIP {why}"),
+            Outcome::Timeout(why) => format!("not ok {number} {name} # TIMEOUT {why}"),
+            Outcome::Todo(why) => format!("ok {number} {name} # TODO {why}"),
+        };
+        self.line(&l);
+    }
+
+    /// Takes what has been written so far.
+    pub fn take(&mut self) -> String {
+        std::mem::take(&mut self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_document_with_directives() {
+        let text = "KTAP version 1\n1..3\n  KTAP version 1\n  1..2\n  # hello\n  ok 1 a\n  not ok 2 b\nnot ok 1 suite\nok 2 skipped # SKIP no netkit\nnot ok 3 hung # TIMEOUT 30s\n";
+        let doc = parse(text);
+        assert_eq!(doc.plan, Some(3));
+        assert_eq!(doc.results.len(), 3);
+        assert_eq!(doc.results[0].subtests.len(), 2);
+        assert_eq!(doc.results[0].subtests[0].diagnostics, ["hello"]);
+        assert_eq!(doc.results[1].outcome, Outcome::Skip("no netkit".into()));
+        assert_eq!(doc.results[2].outcome, Outcome::Timeout("30s".into()));
+        assert_eq!(doc.leaf_counts(), (1, 2, 1));
+    }
+
+    #[test]
+    fn writer_round_trips_through_parser() {
+        let mut w = Writer::new(0, 4);
+        w.diag("setup done");
+        w.result(1, "pass", &Outcome::Pass);
+        w.result(2, "fail", &Outcome::Fail);
+        w.result(3, "skip", &Outcome::Skip("needs root".into()));
+        w.result(4, "slow", &Outcome::Timeout("after 5s".into()));
+        let text = w.take();
+        insta::assert_snapshot!(text);
+        let doc = parse(&text);
+        let got: Vec<_> = doc
+            .results
+            .iter()
+            .map(|r| (r.number, r.name.as_str(), r.outcome.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "pass", Outcome::Pass),
+                (2, "fail", Outcome::Fail),
+                (3, "skip", Outcome::Skip("needs root".into())),
+                (4, "slow", Outcome::Timeout("after 5s".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_output_keeps_reported_results() {
+        let doc = parse("KTAP version 1\n1..2\n  ok 1 first\n  # then it crashed\n");
+        assert_eq!(doc.results.len(), 1);
+        assert_eq!(doc.results[0].name, "first");
+        assert_eq!(doc.trailing, ["then it crashed"]);
+    }
+
+    #[test]
+    fn skip_all_plan() {
+        let doc = parse("KTAP version 1\n1..0 # SKIP not root\n");
+        assert_eq!(doc.skip_all.as_deref(), Some("not root"));
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        for s in [
+            "ok",
+            "ok x",
+            "not ok 4294967296 a",
+            "\t\t  ok 1 # ",
+            "1..",
+            "    ok 1 deep\nok 1 top",
+        ] {
+            let _ = parse(s);
+        }
+    }
+}

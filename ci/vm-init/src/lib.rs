@@ -1,0 +1,2 @@
+//! Shared between the guest init and the host runner: the plan format.
+pub mod plan;

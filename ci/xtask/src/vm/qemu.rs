@@ -1,0 +1,252 @@
+//! The qemu command line, and the KVM probe.
+//!
+//! The guest's root is the host's `/`, read-only over virtio-9p (as
+//! virtme-ng does): the test binaries, iproute2, bpftool and the BPF
+//! objects are used in place, with nothing to pack. The console goes to
+//! `console.log` (ttyS0), KTAP to `ktap.log` over a virtio-serial port.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Accelerator choice on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KvmMode {
+    /// Probe KVM with a short test boot; fall back to TCG if it hangs.
+    Auto,
+    /// Require KVM.
+    On,
+    /// Software emulation (TCG).
+    Off,
+}
+
+/// The accelerator actually used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// Everything needed to start one VM.
+pub struct VmSpec<'a> {
+    pub bzimage: &'a Path,
+    pub init: &'a Path,
+    pub plan: &'a Path,
+    pub console: &'a Path,
+    pub ktap: &'a Path,
+    pub mem_mb: u32,
+    pub cpus: u32,
+    pub accel: Accel,
+    pub extra_cmdline: &'a str,
+}
+
+pub fn command(spec: &VmSpec) -> Command {
+    let mut c = Command::new("qemu-system-x86_64");
+    let cmdline = format!(
+        "console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1 \
+         root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=1048576,cache=loose ro \
+         init={} nkdev.plan={} {}",
+        spec.init.display(),
+        spec.plan.display(),
+        spec.extra_cmdline
+    );
+    c.args([
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-nic",
+        "none",
+    ]);
+    match spec.accel {
+        Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
+        Accel::Tcg => c.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
+    };
+    c.args([
+        "-machine",
+        "q35",
+        "-m",
+        &spec.mem_mb.to_string(),
+        "-smp",
+        &spec.cpus.to_string(),
+    ]);
+    c.arg("-kernel")
+        .arg(spec.bzimage)
+        .arg("-append")
+        .arg(cmdline.trim());
+    c.arg("-chardev")
+        .arg(format!("file,id=con,path={}", spec.console.display()));
+    c.args(["-serial", "chardev:con"]);
+    c.args(["-device", "virtio-serial-pci,id=vser"]);
+    c.arg("-chardev")
+        .arg(format!("file,id=ktap,path={}", spec.ktap.display()));
+    c.args([
+        "-device",
+        "virtserialport,bus=vser.0,chardev=ktap,name=nkdev.ktap",
+    ]);
+    c.args([
+        "-fsdev",
+        "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
+    ]);
+    c.args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=/dev/root"]);
+    c.stdin(Stdio::null());
+    c
+}
+
+/// A running qemu that is killed when dropped, so that no qemu outlives
+/// the command (errors, panics, early returns). It also dies with us:
+/// PR_SET_PDEATHSIG covers a SIGKILLed xtask.
+pub struct Qemu {
+    child: Option<Child>,
+}
+
+impl Qemu {
+    pub fn spawn(mut cmd: Command, log: &Path) -> Result<Qemu> {
+        let out = fs::File::create(log)?;
+        let err = out.try_clone()?;
+        cmd.stdout(out).stderr(err);
+        // SAFETY: the pre_exec closure only calls the async-signal-safe prctl.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().context("starting qemu-system-x86_64")?;
+        Ok(Qemu { child: Some(child) })
+    }
+
+    /// Exit status if qemu has exited.
+    pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        match &mut self.child {
+            Some(c) => Ok(c.try_wait()?),
+            None => Ok(None),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Decides the accelerator. `auto` boots the kernel under KVM and waits
+/// for its first console line; a guest that prints nothing (as on hosts
+/// whose /dev/kvm is PVM-only) means TCG. The verdict is cached per host
+/// kernel and qemu version.
+pub fn choose_accel(
+    mode: KvmMode,
+    bzimage: &Path,
+    cache: &Path,
+    scratch: &Path,
+) -> Result<(Accel, String)> {
+    let kvm_ok = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    match mode {
+        KvmMode::Off => return Ok((Accel::Tcg, "TCG (--kvm off)".into())),
+        KvmMode::On if !kvm_ok => bail!("--kvm on: /dev/kvm cannot be opened"),
+        KvmMode::On => return Ok((Accel::Kvm, "KVM (--kvm on)".into())),
+        KvmMode::Auto if !kvm_ok => return Ok((Accel::Tcg, "TCG (no usable /dev/kvm)".into())),
+        KvmMode::Auto => {}
+    }
+    let host = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let qv = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    let key = format!(
+        "{} {}",
+        host.trim(),
+        String::from_utf8_lossy(&qv).lines().next().unwrap_or("")
+    );
+    let memo = cache.join("kvm-probe");
+    if let Ok(text) = fs::read_to_string(&memo) {
+        if let Some((k, v)) = text.trim().rsplit_once('\t') {
+            if k == key {
+                let accel = if v == "kvm" { Accel::Kvm } else { Accel::Tcg };
+                let why = if accel == Accel::Kvm {
+                    "KVM (probe passed; cached)".to_string()
+                } else {
+                    "TCG: KVM probe boot printed nothing, so /dev/kvm cannot run this guest (cached verdict)".to_string()
+                };
+                return Ok((accel, why));
+            }
+        }
+    }
+    let verdict = probe(bzimage, scratch)?;
+    fs::create_dir_all(cache)?;
+    fs::write(&memo, format!("{key}\t{}\n", verdict.name()))?;
+    let why = match verdict {
+        Accel::Kvm => "KVM (probe boot reached the kernel)".to_string(),
+        Accel::Tcg => "TCG: KVM probe boot printed nothing in 5s (/dev/kvm opens but cannot run this guest, e.g. kvm_pvm); falling back to software emulation".to_string(),
+    };
+    Ok((verdict, why))
+}
+
+fn probe(bzimage: &Path, scratch: &Path) -> Result<Accel> {
+    fs::create_dir_all(scratch)?;
+    let con: PathBuf = scratch.join("kvm-probe-console.log");
+    let _ = fs::remove_file(&con);
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args([
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-nic",
+        "none",
+    ]);
+    c.args([
+        "-accel", "kvm", "-cpu", "host", "-m", "256", "-machine", "q35",
+    ]);
+    c.arg("-kernel").arg(bzimage);
+    c.args([
+        "-append",
+        "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 init=/nonexistent",
+    ]);
+    c.arg("-chardev")
+        .arg(format!("file,id=con,path={}", con.display()));
+    c.args(["-serial", "chardev:con"]);
+    let mut q = Qemu::spawn(c, &scratch.join("kvm-probe-qemu.log"))?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if fs::read_to_string(&con)
+            .unwrap_or_default()
+            .contains("Linux version")
+        {
+            return Ok(Accel::Kvm);
+        }
+        if q.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    q.kill();
+    Ok(Accel::Tcg)
+}

@@ -1,0 +1,353 @@
+//! Turning a VM run into per-test results: the guest's KTAP, the host's
+//! watchdog verdicts and the console's splats, merged.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use ktap::{Document, Outcome, TestResult};
+use nk_init::plan::Entry;
+
+/// A kernel report seen on the console.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Splat {
+    pub kind: String,
+    pub first_line: String,
+    pub context: Vec<String>,
+}
+
+/// What the host saw while the VM ran.
+pub struct LiveFacts {
+    pub booted: Option<Duration>,
+    pub first_test: Option<Duration>,
+    pub guest_uptime: Option<f64>,
+    pub running: Option<usize>,
+    pub durations: Vec<Option<Duration>>,
+    pub splats: Vec<(Option<usize>, Splat)>,
+}
+
+/// One top-level test.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TestReport {
+    pub name: String,
+    pub outcome: Outcome,
+    pub seconds: Option<f64>,
+    pub splats: Vec<Splat>,
+    pub diagnostics: Vec<String>,
+    pub subtests: Vec<TestResult>,
+}
+
+/// A whole VM run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VmReport {
+    pub tests: Vec<TestReport>,
+    /// Why the run ended early, if it did.
+    pub aborted: Option<String>,
+    /// Splats printed before the first test (boot).
+    pub boot_splats: Vec<Splat>,
+    pub wall_seconds: f64,
+    /// qemu start to nk-init's first line, host clock.
+    pub boot_seconds: Option<f64>,
+    /// qemu start to the first test starting, host clock.
+    pub first_test_seconds: Option<f64>,
+    /// Guest uptime when nk-init started.
+    pub guest_uptime_at_init: Option<f64>,
+}
+
+impl VmReport {
+    /// (passed, failed, skipped) over top-level tests; a kernel that never
+    /// reached nk-init, or splats during boot, count as one more failure.
+    pub fn counts(&self) -> (u32, u32, u32) {
+        let mut c = (0, 0, 0);
+        for t in &self.tests {
+            match t.outcome {
+                Outcome::Pass | Outcome::Todo(_) => c.0 += 1,
+                Outcome::Fail | Outcome::Timeout(_) => c.1 += 1,
+                Outcome::Skip(_) => c.2 += 1,
+            }
+        }
+        if !self.boot_splats.is_empty() || (self.aborted.is_some() && self.boot_seconds.is_none()) {
+            c.1 += 1;
+        }
+        c
+    }
+
+    pub fn failed(&self) -> bool {
+        self.counts().1 > 0 || self.aborted.is_some()
+    }
+
+    /// The merged result as KTAP version 1.
+    pub fn to_ktap(&self) -> String {
+        let mut s = String::new();
+        let boot = !self.boot_splats.is_empty();
+        let _ = writeln!(
+            s,
+            "KTAP version 1\n1..{}",
+            self.tests.len() + usize::from(boot)
+        );
+        if let Some(a) = &self.aborted {
+            let _ = writeln!(s, "# aborted: {a}");
+        }
+        let mut n = 0;
+        if boot {
+            n += 1;
+            for sp in &self.boot_splats {
+                let _ = writeln!(s, "# {}: {}", sp.kind, sp.first_line);
+            }
+            let _ = writeln!(s, "not ok {n} boot");
+        }
+        for t in &self.tests {
+            n += 1;
+            write_results(&mut s, &t.subtests, 1);
+            for d in &t.diagnostics {
+                let _ = writeln!(s, "# {d}");
+            }
+            for sp in &t.splats {
+                let _ = writeln!(s, "# kernel {}: {}", sp.kind, sp.first_line);
+            }
+            let mut w = ktap::Writer::default();
+            w.result(n, &t.name, &t.outcome);
+            s.push_str(&w.take());
+        }
+        s
+    }
+}
+
+fn write_results(s: &mut String, rs: &[TestResult], depth: usize) {
+    if rs.is_empty() {
+        return;
+    }
+    let pad = "  ".repeat(depth);
+    let _ = writeln!(s, "{pad}KTAP version 1\n{pad}1..{}", rs.len());
+    for r in rs {
+        write_results(s, &r.subtests, depth + 1);
+        for d in &r.diagnostics {
+            let _ = writeln!(s, "{pad}# {d}");
+        }
+        let mut w = ktap::Writer::default();
+        w.result(r.number, &r.name, &r.outcome);
+        for l in w.take().lines() {
+            let _ = writeln!(s, "{pad}{l}");
+        }
+    }
+}
+
+pub fn build(
+    plan: &[Entry],
+    doc: &Document,
+    live: LiveFacts,
+    aborted: Option<String>,
+    host_timeout: Option<usize>,
+    wall: Duration,
+) -> VmReport {
+    let mut tests = Vec::new();
+    let mut boot_splats = Vec::new();
+    let mut per_test: Vec<Vec<Splat>> = vec![Vec::new(); plan.len()];
+    for (owner, s) in live.splats {
+        match owner {
+            Some(i) if i < plan.len() => per_test[i].push(s),
+            _ => boot_splats.push(s),
+        }
+    }
+    for (i, e) in plan.iter().enumerate() {
+        let guest = doc.results.iter().find(|r| r.number as usize == i + 1);
+        let (mut outcome, mut diagnostics, subtests) = match guest {
+            Some(r) => (r.outcome.clone(), r.diagnostics.clone(), r.subtests.clone()),
+            None if host_timeout == Some(i) => (
+                Outcome::Timeout(format!(
+                    "host watchdog: no result after {}s",
+                    e.timeout.as_secs()
+                )),
+                vec![],
+                vec![],
+            ),
+            None if live.running == Some(i) => (
+                Outcome::Fail,
+                vec![aborted.clone().unwrap_or_else(|| "no result".into())],
+                vec![],
+            ),
+            None => (
+                Outcome::Skip(format!(
+                    "not run: {}",
+                    aborted
+                        .as_deref()
+                        .unwrap_or("the VM ended before this test started")
+                )),
+                vec![],
+                vec![],
+            ),
+        };
+        // Keep what the test printed (nested subtests keep their own).
+        if let Some(r) = guest {
+            diagnostics = r.diagnostics.clone();
+        }
+        let splats = std::mem::take(&mut per_test[i]);
+        if !splats.is_empty() && !matches!(outcome, Outcome::Timeout(_)) {
+            outcome = Outcome::Fail;
+        }
+        tests.push(TestReport {
+            name: e.name.clone(),
+            outcome,
+            seconds: live
+                .durations
+                .get(i)
+                .copied()
+                .flatten()
+                .map(|d| d.as_secs_f64()),
+            splats,
+            diagnostics,
+            subtests,
+        });
+    }
+    VmReport {
+        tests,
+        aborted,
+        boot_splats,
+        wall_seconds: wall.as_secs_f64(),
+        boot_seconds: live.booted.map(|d| d.as_secs_f64()),
+        first_test_seconds: live.first_test.map(|d| d.as_secs_f64()),
+        guest_uptime_at_init: live.guest_uptime,
+    }
+}
+
+/// One line per test, then details for failures.
+pub fn print(r: &VmReport) {
+    for s in &r.boot_splats {
+        eprintln!("FAIL     boot: kernel {}: {}", s.kind, s.first_line);
+    }
+    for t in &r.tests {
+        let secs = t.seconds.map(|s| format!(" ({s:.1}s)")).unwrap_or_default();
+        let (tag, why) = match &t.outcome {
+            Outcome::Pass => ("ok", String::new()),
+            Outcome::Todo(w) => ("todo", format!(": {w}")),
+            Outcome::Fail => ("FAIL", String::new()),
+            Outcome::Skip(w) => ("SKIP", format!(": {w}")),
+            Outcome::Timeout(w) => ("TIMEOUT", format!(": {w}")),
+        };
+        let (p, f, s) = Document {
+            results: t.subtests.clone(),
+            ..Default::default()
+        }
+        .leaf_counts();
+        let subs = if t.subtests.is_empty() {
+            String::new()
+        } else {
+            format!(" [{p}/{} subtests ok, {s} skipped]", p + f + s)
+        };
+        println!("{tag:<8} {}{secs}{subs}{why}", t.name);
+    }
+    for t in r
+        .tests
+        .iter()
+        .filter(|t| matches!(t.outcome, Outcome::Fail | Outcome::Timeout(_)))
+    {
+        eprintln!("---- {} ----", t.name);
+        for sub in failing_leaves(&t.subtests) {
+            eprintln!("  failed: {sub}");
+        }
+        let tail: Vec<&String> = t.diagnostics.iter().rev().take(25).collect();
+        for d in tail.into_iter().rev() {
+            eprintln!("  | {d}");
+        }
+        for s in &t.splats {
+            eprintln!("  kernel {}: {}", s.kind, s.first_line);
+            for c in s.context.iter().take(15) {
+                eprintln!("  | {c}");
+            }
+        }
+    }
+    if let Some(a) = &r.aborted {
+        eprintln!("run aborted: {a}");
+    }
+}
+
+fn failing_leaves(rs: &[TestResult]) -> Vec<String> {
+    let mut v = Vec::new();
+    for r in rs {
+        if r.subtests.is_empty() {
+            if matches!(r.outcome, Outcome::Fail | Outcome::Timeout(_)) {
+                let last = r
+                    .diagnostics
+                    .last()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                v.push(format!("{}{last}", r.name));
+            }
+        } else {
+            v.extend(
+                failing_leaves(&r.subtests)
+                    .into_iter()
+                    .map(|s| format!("{}/{s}", r.name)),
+            );
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> Entry {
+        Entry {
+            name: name.into(),
+            timeout: Duration::from_secs(10),
+            format: nk_init::plan::Format::Ktap,
+            cwd: "/".into(),
+            argv: vec!["x".into()],
+        }
+    }
+
+    fn facts(splats: Vec<(Option<usize>, Splat)>, running: Option<usize>) -> LiveFacts {
+        LiveFacts {
+            booted: Some(Duration::from_secs(1)),
+            first_test: None,
+            guest_uptime: None,
+            running,
+            durations: vec![None; 3],
+            splats,
+        }
+    }
+
+    #[test]
+    fn splat_turns_a_pass_into_a_failure_and_unrun_tests_are_skips() {
+        let plan = [entry("a"), entry("b"), entry("c")];
+        let doc = ktap::parse("KTAP version 1\n1..3\nok 1 a\n");
+        let sp = Splat {
+            kind: "WARNING".into(),
+            first_line: "WARNING: x".into(),
+            context: vec![],
+        };
+        let r = build(
+            &plan,
+            &doc,
+            facts(vec![(Some(0), sp)], Some(1)),
+            Some("kernel panic: y".into()),
+            None,
+            Duration::ZERO,
+        );
+        assert_eq!(r.tests[0].outcome, Outcome::Fail);
+        assert_eq!(r.tests[1].outcome, Outcome::Fail);
+        assert_eq!(
+            r.tests[2].outcome,
+            Outcome::Skip("not run: kernel panic: y".into())
+        );
+        assert_eq!(r.counts(), (0, 2, 1));
+        assert!(r.failed());
+    }
+
+    #[test]
+    fn host_timeout_is_reported_as_timeout() {
+        let plan = [entry("a"), entry("hang")];
+        let doc = ktap::parse("KTAP version 1\n1..2\nok 1 a\n");
+        let r = build(
+            &plan,
+            &doc,
+            facts(vec![], Some(1)),
+            Some("watchdog".into()),
+            Some(1),
+            Duration::ZERO,
+        );
+        assert!(matches!(r.tests[1].outcome, Outcome::Timeout(_)));
+        insta::assert_snapshot!(r.to_ktap());
+    }
+}

@@ -1,0 +1,308 @@
+//! `cargo xtask vmtest`: build what the tests need, boot the kernel under
+//! qemu, run the plan, and report.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nk_init::plan::{Entry, Format};
+
+use crate::kernel::{self, KernelArgs};
+use crate::progress::{log_path, run_logged, Stage};
+use crate::vm::{self, KvmMode, Limits, VmSpec};
+use crate::{bpf, deps, upstream, Ctx};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct VmtestArgs {
+    #[command(flatten)]
+    pub kernel: KernelArgs,
+    /// Accelerator: probe KVM with a short boot (auto), require it, or use TCG.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub kvm: KvmMode,
+    /// Run only tests whose name matches (glob with `*`, or a substring); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Vec<String>,
+    /// Default per-test timeout in seconds (the guest kills the test; the
+    /// host kills the VM 20 s later).
+    #[arg(long, default_value_t = 120)]
+    pub test_timeout: u64,
+    /// Timeout for the whole VM run in seconds (default: sum of test timeouts + 120).
+    #[arg(long)]
+    pub run_timeout: Option<u64>,
+    /// vCPUs for the guest.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Print the plan and exit without booting.
+    #[arg(long)]
+    pub list: bool,
+    /// Extra kernel command line.
+    #[arg(long, default_value = "")]
+    pub append: String,
+}
+
+/// Paths of the userspace binaries the guest runs.
+struct Bins {
+    init: PathBuf,
+    selftests: PathBuf,
+}
+
+fn cargo_build(ctx: &Ctx) -> Result<Bins> {
+    let stage = Stage::new("userspace: cargo build (nk-init, nk-selftests, nkctl)");
+    let log = log_path(&ctx.target, "cargo-build");
+    let _ = fs::remove_file(&log);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_logged(
+        "cargo build",
+        Command::new(cargo).current_dir(&ctx.root).args([
+            "build",
+            "--quiet",
+            "-p",
+            "nk-init",
+            "-p",
+            "nk-selftests",
+            "-p",
+            "nkctl",
+        ]),
+        &log,
+    )?;
+    stage.done("built");
+    let dir = ctx.target.join("debug");
+    Ok(Bins {
+        init: dir.join("nk-init"),
+        selftests: dir.join("nk-selftests"),
+    })
+}
+
+/// Matches a test name against a filter: `*` globs, otherwise substring.
+pub fn matches(name: &str, pat: &str) -> bool {
+    if !pat.contains('*') {
+        return name.contains(pat);
+    }
+    let parts: Vec<&str> = pat.split('*').collect();
+    let mut rest = name;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            let Some(at) = rest.find(p) else { return false };
+            rest = &rest[at + p.len()..];
+        }
+    }
+    true
+}
+
+fn selected(args: &VmtestArgs, name: &str) -> bool {
+    args.filter.is_empty() || args.filter.iter().any(|p| matches(name, p))
+}
+
+/// `nk-selftests --list`: one `name<TAB>timeout` per line (run on the host,
+/// unprivileged).
+fn selftest_cases(bin: &Path) -> Result<Vec<(String, Option<u64>)>> {
+    let out = Command::new(bin)
+        .arg("--list")
+        .output()
+        .with_context(|| format!("running {} --list", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} --list failed: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (n, t) = l.split_once('\t').unwrap_or((l, ""));
+            (n.to_string(), t.parse().ok())
+        })
+        .collect())
+}
+
+fn now_stamp() -> String {
+    let out = Command::new("date")
+        .arg("+%Y%m%d-%H%M%S")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out).trim().to_string()
+}
+
+pub fn run(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
+    let started = Instant::now();
+    deps::ensure(&ctx.target)?;
+    let k = kernel::build(ctx, &args.kernel)?;
+    let bins = cargo_build(ctx)?;
+    let bpf_dir = bpf::build(ctx, &k)?;
+
+    let mut plan = Vec::new();
+    for (case, t) in selftest_cases(&bins.selftests)? {
+        let name = format!("nk.{case}");
+        if selected(args, &name) {
+            plan.push(Entry {
+                name,
+                timeout: Duration::from_secs(t.unwrap_or(args.test_timeout)),
+                format: Format::Ktap,
+                cwd: "/tmp".into(),
+                argv: vec![
+                    bins.selftests.display().to_string(),
+                    "--bpf-dir".into(),
+                    bpf_dir.display().to_string(),
+                    "--run".into(),
+                    case,
+                ],
+            });
+        }
+    }
+    let list = upstream::parse_list(&fs::read_to_string(
+        ctx.root.join("selftests/upstream/bpf.list"),
+    )?)?;
+    if list
+        .iter()
+        .any(|t| selected(args, &format!("upstream.bpf.{}", t.name)))
+    {
+        if let Some(tp) = upstream::build(ctx, &k)? {
+            for t in tp
+                .tests
+                .iter()
+                .filter(|t| selected(args, &format!("upstream.bpf.{t}")))
+            {
+                plan.push(Entry {
+                    name: format!("upstream.bpf.{t}"),
+                    timeout: Duration::from_secs(args.test_timeout.max(300)),
+                    format: Format::Raw,
+                    cwd: tp.dir.clone(),
+                    argv: vec![
+                        tp.dir.join("test_progs").display().to_string(),
+                        "-t".into(),
+                        t.clone(),
+                    ],
+                });
+            }
+        }
+    }
+    if plan.is_empty() {
+        bail!("no test matches --filter {:?}", args.filter);
+    }
+    if args.list {
+        for e in &plan {
+            println!("{}", e.name);
+        }
+        return Ok(true);
+    }
+
+    let run_name = format!(
+        "{}-{}{}",
+        now_stamp(),
+        k.profile.name(),
+        if k.base_only { "-base" } else { "" }
+    );
+    let run_dir = ctx.target.join("vmtest").join(&run_name);
+    fs::create_dir_all(&run_dir)?;
+    let latest = ctx.target.join("vmtest/latest");
+    let _ = fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(&run_name, &latest);
+    let plan_path = run_dir.join("plan.tsv");
+    fs::write(
+        &plan_path,
+        plan.iter()
+            .map(|e| nk_init::plan::format_entry(e) + "\n")
+            .collect::<String>(),
+    )?;
+
+    let (accel, why) = vm::qemu::choose_accel(args.kvm, &k.bzimage, &ctx.cache, &run_dir)?;
+    eprintln!("==> vm: accelerator {}", why);
+    let console = run_dir.join("console.log");
+    let ktap_log = run_dir.join("ktap.log");
+    let spec = VmSpec {
+        bzimage: &k.bzimage,
+        init: &bins.init,
+        plan: &plan_path,
+        console: &console,
+        ktap: &ktap_log,
+        mem_mb: k.profile.guest_mem_mb(),
+        cpus: args.cpus,
+        accel,
+        extra_cmdline: &args.append,
+    };
+    let total: u64 = plan.iter().map(|e| e.timeout.as_secs()).sum();
+    let limits = Limits {
+        boot: Duration::from_secs(if accel == vm::Accel::Tcg { 90 } else { 30 }),
+        run: Duration::from_secs(args.run_timeout.unwrap_or(total + 120)),
+    };
+    let stage = Stage::new(format!(
+        "vm: booting kernel {} [{}] under {}, {} test(s); logs in {}",
+        k.release,
+        k.build.file_name().unwrap().to_string_lossy(),
+        accel.name().to_uppercase(),
+        plan.len(),
+        run_dir.display()
+    ));
+    let report = vm::run(&spec, &plan, &run_dir, &limits)?;
+    stage.done("VM run finished");
+    vm::report::print(&report);
+    fs::write(run_dir.join("results.ktap"), report.to_ktap())?;
+    let summary = serde_json::json!({
+        "kernel": k,
+        "accelerator": accel.name(),
+        "accelerator_reason": why,
+        "total_seconds": started.elapsed().as_secs_f64(),
+        "report": report,
+    });
+    fs::write(
+        run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    if let (Some(b), Some(f)) = (report.boot_seconds, report.first_test_seconds) {
+        eprintln!(
+            "    boot to nk-init {b:.2}s, to first test {f:.2}s (guest uptime at init {:.2}s), VM wall {:.1}s, total {:.1}s",
+            report.guest_uptime_at_init.unwrap_or(0.0),
+            report.wall_seconds,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!(
+        "    results: {}/results.ktap, summary.json, console.log",
+        run_dir.display()
+    );
+    let (p, f, s) = report.counts();
+    println!("{p} passed, {f} failed, {s} skipped");
+    Ok(!report.failed())
+}
+
+/// `cargo xtask test`: unprivileged unit tests, then the VM tests.
+pub fn test(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
+    let stage = Stage::new("test: cargo test --workspace (unprivileged unit tests)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .current_dir(&ctx.root)
+        .args(["test", "--workspace", "--quiet"])
+        .status()?;
+    if !st.success() {
+        bail!("unit tests failed");
+    }
+    stage.done("unit tests passed");
+    run(ctx, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn filters() {
+        assert!(matches("nk.netkit_l2", "netkit"));
+        assert!(matches("nk.netkit_l2", "nk.*l2"));
+        assert!(matches("upstream.bpf.tc_netkit", "upstream.*"));
+        assert!(!matches("nk.tcx_order", "nk.*l2"));
+        assert!(matches("abc", "*"));
+        assert!(!matches("abc", "b*"));
+    }
+}

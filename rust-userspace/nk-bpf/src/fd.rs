@@ -1,0 +1,174 @@
+//! Owned fd newtypes for programs, links and maps.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nk_sys::uapi;
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+macro_rules! fd_type {
+    ($(#[$m:meta])* $name:ident, $what:literal) => {
+        $(#[$m])*
+        #[derive(Debug)]
+        pub struct $name(OwnedFd);
+
+        impl $name {
+            /// Wraps an owned fd.
+            pub fn from_owned(fd: OwnedFd) -> Self {
+                $name(fd)
+            }
+
+            /// Unwraps it.
+            pub fn into_owned(self) -> OwnedFd {
+                self.0
+            }
+
+            /// A second owned handle to the same object.
+            ///
+            /// # Errors
+            /// `dup` fails.
+            pub fn try_clone(&self) -> Result<Self> {
+                self.0.try_clone().map($name).map_err(|source| Error::Io { what: format!("dup {} fd", $what), source })
+            }
+        }
+
+        impl AsFd for $name {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.0.as_fd()
+            }
+        }
+    };
+}
+
+fd_type!(
+    /// A loaded BPF program.
+    ProgFd,
+    "program"
+);
+fd_type!(
+    /// A BPF link; dropping it detaches unless it is pinned.
+    LinkFd,
+    "link"
+);
+fd_type!(
+    /// A BPF map.
+    MapFd,
+    "map"
+);
+
+/// Wraps the fd returned by a successful bpf() command.
+pub(crate) fn owned(fd: i64) -> OwnedFd {
+    // SAFETY: the bpf() call that returned fd succeeded, so fd is a new
+    // descriptor that nothing else owns.
+    unsafe { nk_sys::owned_fd(fd) }
+}
+
+fn info<T: Default>(fd: BorrowedFd<'_>, what: &str) -> Result<T> {
+    let mut info = T::default();
+    let mut a = sys::attr();
+    a.info = uapi::bpf_attr__bindgen_ty_9 {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<T>() as u32,
+        info: &mut info as *mut T as u64,
+    };
+    sys::bpf(uapi::BPF_OBJ_GET_INFO_BY_FD, &mut a, || {
+        format!("BPF_OBJ_GET_INFO_BY_FD {what}")
+    })?;
+    Ok(info)
+}
+
+impl ProgFd {
+    /// The program's kernel id.
+    ///
+    /// # Errors
+    /// `BPF_OBJ_GET_INFO_BY_FD` fails.
+    pub fn id(&self) -> Result<u32> {
+        Ok(info::<uapi::bpf_prog_info>(self.as_fd(), "program")?.id)
+    }
+
+    /// The program's name as the kernel keeps it (up to 15 bytes).
+    ///
+    /// # Errors
+    /// `BPF_OBJ_GET_INFO_BY_FD` fails.
+    pub fn name(&self) -> Result<String> {
+        let i = info::<uapi::bpf_prog_info>(self.as_fd(), "program")?;
+        let b: Vec<u8> = i
+            .name
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Opens a program by id (`BPF_PROG_GET_FD_BY_ID`).
+    ///
+    /// # Errors
+    /// No such program.
+    pub fn from_id(id: u32) -> Result<Self> {
+        let mut a = sys::attr();
+        a.__bindgen_anon_6 = uapi::bpf_attr__bindgen_ty_8 {
+            __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_8__bindgen_ty_1 { prog_id: id },
+            ..Default::default()
+        };
+        let fd = sys::bpf(uapi::BPF_PROG_GET_FD_BY_ID, &mut a, || {
+            format!("BPF_PROG_GET_FD_BY_ID {id}")
+        })?;
+        Ok(ProgFd(owned(fd)))
+    }
+}
+
+impl LinkFd {
+    /// The link's kernel id.
+    ///
+    /// # Errors
+    /// `BPF_OBJ_GET_INFO_BY_FD` fails.
+    pub fn id(&self) -> Result<u32> {
+        Ok(info::<uapi::bpf_link_info>(self.as_fd(), "link")?.id)
+    }
+
+    /// The id of the program this link runs.
+    ///
+    /// # Errors
+    /// `BPF_OBJ_GET_INFO_BY_FD` fails.
+    pub fn prog_id(&self) -> Result<u32> {
+        Ok(info::<uapi::bpf_link_info>(self.as_fd(), "link")?.prog_id)
+    }
+
+    /// Detaches the link (`BPF_LINK_DETACH`); the fd stays valid but defunct.
+    ///
+    /// # Errors
+    /// The kernel's errno.
+    pub fn detach(&self) -> Result<()> {
+        let mut a = sys::attr();
+        a.link_detach = uapi::bpf_attr__bindgen_ty_16 {
+            link_fd: self.0.as_raw_fd() as u32,
+        };
+        sys::bpf(uapi::BPF_LINK_DETACH, &mut a, || "BPF_LINK_DETACH".into()).map(drop)
+    }
+
+    /// Swaps the link's program (`BPF_LINK_UPDATE`); with `old`, only if
+    /// that is the program it runs now.
+    ///
+    /// # Errors
+    /// EPERM/EINVAL when `old` does not match, and the kernel's errno.
+    pub fn update(&self, new: &ProgFd, old: Option<&ProgFd>) -> Result<()> {
+        let mut a = sys::attr();
+        a.link_update = uapi::bpf_attr__bindgen_ty_15 {
+            link_fd: self.0.as_raw_fd() as u32,
+            __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_15__bindgen_ty_1 {
+                new_prog_fd: new.as_fd().as_raw_fd() as u32,
+            },
+            flags: if old.is_some() {
+                uapi::BPF_F_REPLACE
+            } else {
+                0
+            },
+            __bindgen_anon_2: uapi::bpf_attr__bindgen_ty_15__bindgen_ty_2 {
+                old_prog_fd: old.map(|o| o.as_fd().as_raw_fd() as u32).unwrap_or(0),
+            },
+        };
+        sys::bpf(uapi::BPF_LINK_UPDATE, &mut a, || "BPF_LINK_UPDATE".into()).map(drop)
+    }
+}

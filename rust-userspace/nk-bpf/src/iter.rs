@@ -1,0 +1,49 @@
+//! BPF iterators: a link for an iterator program, and reading it.
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd};
+
+use nk_sys::uapi;
+
+use crate::error::{Error, Result};
+use crate::fd::{owned, LinkFd, ProgFd};
+use crate::sys;
+
+/// Creates the iterator link for a `SEC("iter/...")` program.
+///
+/// # Errors
+/// The kernel's errno.
+pub fn link(prog: &ProgFd) -> Result<LinkFd> {
+    let mut a = sys::attr();
+    a.link_create = uapi::bpf_attr__bindgen_ty_14 {
+        __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_14__bindgen_ty_1 {
+            prog_fd: prog.as_fd().as_raw_fd() as u32,
+        },
+        attach_type: uapi::BPF_TRACE_ITER,
+        ..Default::default()
+    };
+    let fd = sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
+        "BPF_LINK_CREATE iter".into()
+    })?;
+    Ok(LinkFd::from_owned(owned(fd)))
+}
+
+/// Runs the iterator once and returns everything it printed.
+///
+/// # Errors
+/// `BPF_ITER_CREATE` or the read fails.
+pub fn read_all(link: &LinkFd) -> Result<Vec<u8>> {
+    let mut a = sys::attr();
+    a.iter_create = uapi::bpf_attr__bindgen_ty_18 {
+        link_fd: link.as_fd().as_raw_fd() as u32,
+        flags: 0,
+    };
+    let fd = sys::bpf(uapi::BPF_ITER_CREATE, &mut a, || "BPF_ITER_CREATE".into())?;
+    let mut f = std::fs::File::from(owned(fd));
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).map_err(|source| Error::Io {
+        what: "reading the iterator".into(),
+        source,
+    })?;
+    Ok(out)
+}

@@ -1,0 +1,96 @@
+//! Pinning in bpffs: an object pinned at a path outlives the process.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nk_sys::uapi;
+
+use crate::error::{Error, Result};
+use crate::fd::owned;
+use crate::sys;
+
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+fn cpath(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::Invalid {
+        what: "pin path",
+        why: format!("{} contains NUL", path.display()),
+    })
+}
+
+/// Checks that `path`'s directory is on a bpf filesystem, so that a
+/// missing bpffs is reported as such and not as a bare EPERM.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the directory.
+pub fn check_bpffs(path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let c = cpath(dir)?;
+    // SAFETY: statfs is plain old data; zeroed is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid path and st a valid out-buffer.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(Error::Invalid {
+            what: "pin path",
+            why: format!("{}: {}", dir.display(), std::io::Error::last_os_error()),
+        });
+    }
+    if st.f_type as i64 != BPF_FS_MAGIC {
+        return Err(Error::Invalid {
+            what: "pin path",
+            why: format!(
+                "{} is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)",
+                dir.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Pins `fd` (a program, map or link) at `path`.
+///
+/// # Errors
+/// Not on bpffs, the path exists, or the kernel's errno.
+pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
+    check_bpffs(path)?;
+    let c = cpath(path)?;
+    let mut a = sys::attr();
+    a.__bindgen_anon_4 = uapi::bpf_attr__bindgen_ty_5 {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: fd.as_fd().as_raw_fd() as u32,
+        ..Default::default()
+    };
+    sys::bpf(uapi::BPF_OBJ_PIN, &mut a, || {
+        format!("BPF_OBJ_PIN {}", path.display())
+    })
+    .map(drop)
+}
+
+/// Opens the object pinned at `path`.
+///
+/// # Errors
+/// Nothing pinned there, or the kernel's errno.
+pub fn get(path: &Path) -> Result<OwnedFd> {
+    let c = cpath(path)?;
+    let mut a = sys::attr();
+    a.__bindgen_anon_4 = uapi::bpf_attr__bindgen_ty_5 {
+        pathname: c.as_ptr() as u64,
+        ..Default::default()
+    };
+    let fd = sys::bpf(uapi::BPF_OBJ_GET, &mut a, || {
+        format!("BPF_OBJ_GET {}", path.display())
+    })?;
+    Ok(owned(fd))
+}
+
+/// Removes a pin (the object goes when its last reference does).
+///
+/// # Errors
+/// The path does not exist or is not removable.
+pub fn unpin(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).map_err(|source| Error::Io {
+        what: format!("unpin {}", path.display()),
+        source,
+    })
+}

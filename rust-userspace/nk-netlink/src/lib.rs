@@ -1,0 +1,23 @@
+//! Raw rtnetlink for nkdev: netkit and veth pairs, links, addresses,
+//! routes, neighbours and network namespaces.
+//!
+//! Every request goes through [`RtSocket`], which turns on
+//! `NETLINK_EXT_ACK` and `NETLINK_GET_STRICT_CHK`, so each failure names
+//! the request, carries errno and the kernel's extack message.
+//! Syscalls go through `nk_sys::syscall`, so tests can fake the kernel.
+#![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod addr;
+pub mod error;
+pub mod link;
+pub mod netkit;
+pub mod netns;
+pub mod socket;
+pub mod wire;
+
+pub use error::{Error, Result};
+pub use link::{LinkChange, LinkInfo, Mac, NetkitInfo, NetkitSpec, NetnsRef, PeerSpec};
+pub use netkit::{NetkitMode, NetkitPolicy, NetkitScrub};
+pub use netns::NetnsFd;
+pub use socket::RtSocket;

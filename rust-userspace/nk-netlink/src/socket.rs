@@ -1,0 +1,189 @@
+//! A NETLINK_ROUTE socket with extended acks and strict checking, and the
+//! request/ack/dump loop.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nk_sys::{syscall, uapi, Syscall};
+
+use crate::error::{Error, Result};
+use crate::wire::{self, Attrs, MsgBuilder};
+
+const SOL_NETLINK: i32 = 270;
+
+/// An rtnetlink socket. Every request waits for the kernel's answer, so
+/// errors are reported on the request that caused them.
+#[derive(Debug)]
+pub struct RtSocket {
+    fd: OwnedFd,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl AsFd for RtSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn sys<'a>(call: &'static str, request: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Sys {
+        call,
+        request: request.to_string(),
+        source,
+    }
+}
+
+impl RtSocket {
+    /// Opens a socket in the caller's current netns, with
+    /// `NETLINK_EXT_ACK` and `NETLINK_GET_STRICT_CHK` on.
+    ///
+    /// # Errors
+    /// `socket`, `setsockopt` or `bind` failures.
+    pub fn open() -> Result<Self> {
+        let what = "opening the rtnetlink socket";
+        let fd = nk_sys::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)
+            .map_err(sys("socket", what))?;
+        for opt in [
+            uapi::NETLINK_EXT_ACK,
+            uapi::NETLINK_GET_STRICT_CHK,
+            uapi::NETLINK_CAP_ACK,
+        ] {
+            syscall(Syscall::SetSockOpt {
+                fd: fd.as_fd(),
+                level: SOL_NETLINK,
+                name: opt as i32,
+                val: &1i32.to_ne_bytes(),
+            })
+            .map_err(sys("setsockopt", what))?;
+        }
+        syscall(Syscall::SetSockOpt {
+            fd: fd.as_fd(),
+            level: libc::SOL_SOCKET,
+            name: libc::SO_RCVBUF,
+            val: &(1i32 << 20).to_ne_bytes(),
+        })
+        .map_err(sys("setsockopt", what))?;
+        syscall(Syscall::BindNetlink {
+            fd: fd.as_fd(),
+            groups: 0,
+        })
+        .map_err(sys("bind", what))?;
+        Ok(RtSocket {
+            fd,
+            seq: 1,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    fn send(&mut self, msg: &MsgBuilder, request: &str) -> Result<u32> {
+        self.seq = self.seq.wrapping_add(1);
+        let bytes = msg.finish(self.seq);
+        syscall(Syscall::Send {
+            fd: self.fd.as_fd(),
+            buf: &bytes,
+        })
+        .map_err(sys("send", request))?;
+        Ok(self.seq)
+    }
+
+    /// Sends `msg` (which must carry `NLM_F_ACK`) and waits for the ack.
+    /// With `NLM_F_ECHO`, replies before the ack are returned.
+    ///
+    /// # Errors
+    /// The kernel's errno and extack text, named by `request`.
+    pub fn request(&mut self, msg: &MsgBuilder, request: &str) -> Result<Vec<Vec<u8>>> {
+        let seq = self.send(msg, request)?;
+        self.collect(seq, request, false)
+    }
+
+    /// Sends a dump request and returns every message's payload.
+    ///
+    /// # Errors
+    /// As [`RtSocket::request`].
+    pub fn dump(&mut self, msg: &MsgBuilder, request: &str) -> Result<Vec<Vec<u8>>> {
+        let seq = self.send(msg, request)?;
+        self.collect(seq, request, true)
+    }
+
+    fn collect(&mut self, seq: u32, request: &str, dump: bool) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        loop {
+            let n = syscall(Syscall::Recv {
+                fd: self.fd.as_fd(),
+                buf: &mut self.buf,
+                flags: 0,
+            })
+            .map_err(sys("recv", request))? as usize;
+            if n == 0 {
+                return Err(Error::Malformed {
+                    request: request.into(),
+                    why: "empty read".into(),
+                });
+            }
+            for (h, payload) in wire::messages(&self.buf[..n]) {
+                if h.nlmsg_seq != seq {
+                    continue;
+                }
+                match h.nlmsg_type as u32 {
+                    uapi::NLMSG_ERROR => {
+                        let errno = i32::from_ne_bytes(
+                            payload
+                                .get(..4)
+                                .and_then(|b| b.try_into().ok())
+                                .ok_or_else(|| Error::Malformed {
+                                    request: request.into(),
+                                    why: "short NLMSG_ERROR".into(),
+                                })?,
+                        );
+                        if errno == 0 {
+                            // With NETLINK_CAP_ACK the ack carries only the header.
+                            if !dump {
+                                return Ok(out);
+                            }
+                            continue;
+                        }
+                        return Err(Error::Kernel {
+                            request: request.into(),
+                            source: std::io::Error::from_raw_os_error(-errno),
+                            extack: extack_msg(&h, payload),
+                        });
+                    }
+                    uapi::NLMSG_DONE => {
+                        let errno = payload
+                            .get(..4)
+                            .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+                            .unwrap_or(0);
+                        if errno < 0 {
+                            return Err(Error::Kernel {
+                                request: request.into(),
+                                source: std::io::Error::from_raw_os_error(-errno),
+                                extack: None,
+                            });
+                        }
+                        return Ok(out);
+                    }
+                    _ => out.push(payload.to_vec()),
+                }
+            }
+        }
+    }
+}
+
+/// The extack message from an NLMSG_ERROR payload (`struct nlmsgerr`,
+/// then the echoed request, which `NETLINK_CAP_ACK` trims to its header,
+/// then TLVs when `NLM_F_ACK_TLVS` is set).
+pub fn extack_msg(h: &uapi::nlmsghdr, payload: &[u8]) -> Option<String> {
+    if h.nlmsg_flags as u32 & uapi::NLM_F_ACK_TLVS == 0 {
+        return None;
+    }
+    let mut off = 4 + wire::NLMSG_HDRLEN;
+    if h.nlmsg_flags as u32 & uapi::NLM_F_CAPPED == 0 {
+        let inner_len = payload
+            .get(4..8)
+            .map(|b| u32::from_ne_bytes(b.try_into().unwrap()) as usize)?;
+        off = 4 + wire::align(inner_len);
+    }
+    Attrs::new(payload.get(off..)?)
+        .find(|(t, _)| *t as u32 == uapi::NLMSGERR_ATTR_MSG)
+        .and_then(|(_, p)| wire::get_str(p))
+}

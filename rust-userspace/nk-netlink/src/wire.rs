@@ -1,0 +1,256 @@
+//! Netlink wire format: message building with nested attributes, and
+//! attribute parsing. Everything is 4-byte aligned (NLMSG_ALIGN/NLA_ALIGN).
+
+use nk_sys::uapi;
+
+/// Rounds up to the netlink alignment of 4 bytes.
+pub const fn align(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// Size of `struct nlmsghdr`.
+pub const NLMSG_HDRLEN: usize = std::mem::size_of::<uapi::nlmsghdr>();
+/// Size of `struct nlattr`.
+pub const NLA_HDRLEN: usize = 4;
+/// `NLA_F_NESTED`.
+pub const NLA_F_NESTED: u16 = 1 << 15;
+const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | (1 << 14));
+
+/// Plain-old-data structs that may be copied to and from the wire.
+///
+/// # Safety
+/// Implementors must be `repr(C)` with no padding-sensitive invariants:
+/// every byte pattern is a valid value.
+pub unsafe trait Pod: Copy + Default {}
+// SAFETY: these uapi structs are repr(C) integer-only structs.
+unsafe impl Pod for uapi::ifinfomsg {}
+// SAFETY: as above.
+unsafe impl Pod for uapi::ifaddrmsg {}
+// SAFETY: as above.
+unsafe impl Pod for uapi::rtmsg {}
+// SAFETY: as above.
+unsafe impl Pod for uapi::ndmsg {}
+// SAFETY: as above.
+unsafe impl Pod for uapi::nlmsghdr {}
+// SAFETY: as above.
+unsafe impl Pod for uapi::rtnl_link_stats64 {}
+
+/// The bytes of a Pod value.
+pub fn bytes_of<T: Pod>(v: &T) -> &[u8] {
+    // SAFETY: T is Pod (repr(C), any byte pattern valid); the slice covers
+    // exactly the value and lives as long as the borrow.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
+
+/// Reads a Pod value from the start of `b`, if long enough.
+pub fn read_pod<T: Pod>(b: &[u8]) -> Option<T> {
+    if b.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    let mut v = T::default();
+    // SAFETY: v is a valid T, we copy exactly size_of::<T>() bytes into it
+    // from a slice at least that long, and any byte pattern is a valid T.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            b.as_ptr(),
+            (&mut v as *mut T).cast::<u8>(),
+            std::mem::size_of::<T>(),
+        );
+    }
+    Some(v)
+}
+
+/// Builds one netlink message.
+#[derive(Debug, Clone)]
+pub struct MsgBuilder {
+    buf: Vec<u8>,
+    nests: Vec<usize>,
+}
+
+impl MsgBuilder {
+    /// Starts a message of `ty` with `flags` (seq and pid are set at send).
+    pub fn new(ty: u16, flags: u16) -> Self {
+        let hdr = uapi::nlmsghdr {
+            nlmsg_len: 0,
+            nlmsg_type: ty,
+            nlmsg_flags: flags,
+            nlmsg_seq: 0,
+            nlmsg_pid: 0,
+        };
+        let mut b = MsgBuilder {
+            buf: Vec::with_capacity(256),
+            nests: Vec::new(),
+        };
+        b.buf.extend_from_slice(bytes_of(&hdr));
+        b
+    }
+
+    /// Appends a fixed header struct (ifinfomsg, ...), padded.
+    pub fn push<T: Pod>(&mut self, v: &T) -> &mut Self {
+        self.buf.extend_from_slice(bytes_of(v));
+        self.pad();
+        self
+    }
+
+    fn pad(&mut self) {
+        let n = align(self.buf.len());
+        self.buf.resize(n, 0);
+    }
+
+    /// Appends an attribute with a raw payload.
+    pub fn attr(&mut self, ty: u16, payload: &[u8]) -> &mut Self {
+        let len = (NLA_HDRLEN + payload.len()) as u16;
+        self.buf.extend_from_slice(&len.to_ne_bytes());
+        self.buf.extend_from_slice(&ty.to_ne_bytes());
+        self.buf.extend_from_slice(payload);
+        self.pad();
+        self
+    }
+
+    /// u8 attribute.
+    pub fn u8(&mut self, ty: u16, v: u8) -> &mut Self {
+        self.attr(ty, &[v])
+    }
+    /// u16 attribute.
+    pub fn u16(&mut self, ty: u16, v: u16) -> &mut Self {
+        self.attr(ty, &v.to_ne_bytes())
+    }
+    /// u32 attribute.
+    pub fn u32(&mut self, ty: u16, v: u32) -> &mut Self {
+        self.attr(ty, &v.to_ne_bytes())
+    }
+    /// s32 attribute.
+    pub fn i32(&mut self, ty: u16, v: i32) -> &mut Self {
+        self.attr(ty, &v.to_ne_bytes())
+    }
+    /// NUL-terminated string attribute.
+    pub fn str(&mut self, ty: u16, s: &str) -> &mut Self {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        self.attr(ty, &v)
+    }
+
+    /// Opens a nested attribute; close it with [`MsgBuilder::end_nest`].
+    pub fn begin_nest(&mut self, ty: u16) -> &mut Self {
+        self.nests.push(self.buf.len());
+        self.attr(ty | NLA_F_NESTED, &[])
+    }
+
+    /// Opens a nested attribute without `NLA_F_NESTED` (for attributes the
+    /// kernel parses as a struct followed by attributes, such as
+    /// `IFLA_NETKIT_PEER_INFO` and `IFLA_INFO_DATA`, as iproute2 sends them).
+    pub fn begin_nest_plain(&mut self, ty: u16) -> &mut Self {
+        self.nests.push(self.buf.len());
+        self.attr(ty, &[])
+    }
+
+    /// Closes the innermost nest, fixing up its length.
+    pub fn end_nest(&mut self) -> &mut Self {
+        let at = self.nests.pop().expect("end_nest without begin_nest");
+        let len = (self.buf.len() - at) as u16;
+        self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
+        self
+    }
+
+    /// Finishes the message with `seq`, returning its bytes.
+    pub fn finish(&self, seq: u32) -> Vec<u8> {
+        assert!(self.nests.is_empty(), "unclosed nested attribute");
+        let mut b = self.buf.clone();
+        let len = b.len() as u32;
+        b[0..4].copy_from_slice(&len.to_ne_bytes());
+        b[8..12].copy_from_slice(&seq.to_ne_bytes());
+        b
+    }
+}
+
+/// Iterates `(type, payload)` over attributes, masking the flag bits.
+/// Stops at the first malformed attribute.
+#[derive(Clone)]
+pub struct Attrs<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Attrs<'a> {
+    /// Attributes in `b`.
+    pub fn new(b: &'a [u8]) -> Self {
+        Attrs { b }
+    }
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = (u16, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.b.len() < NLA_HDRLEN {
+            return None;
+        }
+        let len = u16::from_ne_bytes([self.b[0], self.b[1]]) as usize;
+        let ty = u16::from_ne_bytes([self.b[2], self.b[3]]) & NLA_TYPE_MASK;
+        if len < NLA_HDRLEN || len > self.b.len() {
+            self.b = &[];
+            return None;
+        }
+        let payload = &self.b[NLA_HDRLEN..len];
+        self.b = &self.b[align(len).min(self.b.len())..];
+        Some((ty, payload))
+    }
+}
+
+/// Payload readers; `None` when the payload is too short.
+pub fn get_u8(p: &[u8]) -> Option<u8> {
+    p.first().copied()
+}
+/// u16 payload.
+pub fn get_u16(p: &[u8]) -> Option<u16> {
+    Some(u16::from_ne_bytes(p.get(..2)?.try_into().ok()?))
+}
+/// u32 payload.
+pub fn get_u32(p: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(p.get(..4)?.try_into().ok()?))
+}
+/// String payload (up to the first NUL).
+pub fn get_str(p: &[u8]) -> Option<String> {
+    let end = p.iter().position(|&c| c == 0).unwrap_or(p.len());
+    std::str::from_utf8(&p[..end]).ok().map(String::from)
+}
+
+/// Splits a receive buffer into messages: (header, payload after header).
+pub fn messages(b: &[u8]) -> Vec<(uapi::nlmsghdr, &[u8])> {
+    let mut out = Vec::new();
+    let mut rest = b;
+    while let Some(h) = read_pod::<uapi::nlmsghdr>(rest) {
+        let len = h.nlmsg_len as usize;
+        if len < NLMSG_HDRLEN || len > rest.len() {
+            break;
+        }
+        out.push((h, &rest[NLMSG_HDRLEN..len]));
+        rest = &rest[align(len).min(rest.len())..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_lengths_and_padding() {
+        let mut m = MsgBuilder::new(16, 1);
+        m.begin_nest(18).str(1, "abc").u8(2, 7).end_nest();
+        let b = m.finish(42);
+        // hdr 16 + nest hdr 4 + ("abc\0": 4+4) + (u8: 4+1 -> 8) = 36
+        assert_eq!(b.len(), 36);
+        assert_eq!(u32::from_ne_bytes(b[0..4].try_into().unwrap()), 36);
+        assert_eq!(u32::from_ne_bytes(b[8..12].try_into().unwrap()), 42);
+        let (ty, nest) = Attrs::new(&b[16..]).next().unwrap();
+        assert_eq!(ty, 18);
+        let inner: Vec<_> = Attrs::new(nest).collect();
+        assert_eq!(inner, [(1, &b"abc\0"[..]), (2, &[7u8][..])]);
+    }
+
+    #[test]
+    fn malformed_attributes_stop_parsing() {
+        assert_eq!(Attrs::new(&[8, 0, 1, 0, 1]).count(), 0);
+        assert_eq!(Attrs::new(&[2, 0, 1, 0]).count(), 0);
+        assert_eq!(messages(&[0xff; 15]).len(), 0);
+    }
+}

@@ -1,0 +1,290 @@
+//! The one place where nkdev's userspace enters the kernel.
+//!
+//! Every `bpf(2)`, netlink socket call, `setns(2)`/`unshare(2)` and
+//! `ioctl(2)` of `nk-netlink`, `nk-bpf` and `nkctl` goes through
+//! [`syscall`]. With the `fake` feature (or in this crate's tests) a test
+//! can install a fake kernel for the current thread with
+//! [`fake::install`], so the wrappers are unit-tested without root.
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+pub use nk_uapi as uapi;
+
+/// A syscall nkdev makes, with its arguments.
+pub enum Syscall<'a> {
+    /// `bpf(cmd, attr, sizeof(*attr))`
+    Bpf {
+        /// `BPF_*` command.
+        cmd: u32,
+        /// The attribute union, read and written by the kernel.
+        attr: &'a mut uapi::bpf_attr,
+    },
+    /// `socket(domain, ty | SOCK_CLOEXEC, proto)`
+    Socket {
+        /// Address family.
+        domain: i32,
+        /// Socket type.
+        ty: i32,
+        /// Protocol.
+        proto: i32,
+    },
+    /// `setsockopt(fd, level, name, val)`
+    SetSockOpt {
+        /// The socket.
+        fd: BorrowedFd<'a>,
+        /// `SOL_*`
+        level: i32,
+        /// Option name.
+        name: i32,
+        /// Option value bytes.
+        val: &'a [u8],
+    },
+    /// `bind(fd, sockaddr_nl)` for netlink sockets.
+    BindNetlink {
+        /// The socket.
+        fd: BorrowedFd<'a>,
+        /// Multicast groups bitmask.
+        groups: u32,
+    },
+    /// `send(fd, buf, 0)`
+    Send {
+        /// The socket.
+        fd: BorrowedFd<'a>,
+        /// Bytes to send.
+        buf: &'a [u8],
+    },
+    /// `recv(fd, buf, flags)`
+    Recv {
+        /// The socket.
+        fd: BorrowedFd<'a>,
+        /// Receive buffer.
+        buf: &'a mut [u8],
+        /// `MSG_*` flags.
+        flags: i32,
+    },
+    /// `setns(fd, nstype)`
+    Setns {
+        /// A namespace fd.
+        fd: BorrowedFd<'a>,
+        /// `CLONE_NEW*` or 0.
+        nstype: i32,
+    },
+    /// `unshare(flags)`
+    Unshare {
+        /// `CLONE_*` flags.
+        flags: i32,
+    },
+}
+
+impl std::fmt::Debug for Syscall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Syscall::Bpf { cmd, .. } => write!(f, "bpf(cmd {cmd})"),
+            Syscall::Socket { domain, ty, proto } => write!(f, "socket({domain}, {ty}, {proto})"),
+            Syscall::SetSockOpt { level, name, .. } => {
+                write!(f, "setsockopt(level {level}, name {name})")
+            }
+            Syscall::BindNetlink { groups, .. } => write!(f, "bind(netlink, groups {groups:#x})"),
+            Syscall::Send { buf, .. } => write!(f, "send({} bytes)", buf.len()),
+            Syscall::Recv { buf, .. } => write!(f, "recv({} byte buffer)", buf.len()),
+            Syscall::Setns { nstype, .. } => write!(f, "setns({nstype:#x})"),
+            Syscall::Unshare { flags } => write!(f, "unshare({flags:#x})"),
+        }
+    }
+}
+
+impl Syscall<'_> {
+    /// The syscall's name, for error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Syscall::Bpf { .. } => "bpf",
+            Syscall::Socket { .. } => "socket",
+            Syscall::SetSockOpt { .. } => "setsockopt",
+            Syscall::BindNetlink { .. } => "bind",
+            Syscall::Send { .. } => "send",
+            Syscall::Recv { .. } => "recv",
+            Syscall::Setns { .. } => "setns",
+            Syscall::Unshare { .. } => "unshare",
+        }
+    }
+}
+
+/// Makes the call: the fake's answer when one is installed on this thread,
+/// the kernel's otherwise. Returns the syscall's non-negative result.
+///
+/// # Errors
+/// The `errno` of a failed call, as [`io::Error`].
+pub fn syscall(call: Syscall<'_>) -> io::Result<i64> {
+    #[cfg(any(test, feature = "fake"))]
+    {
+        let mut call = call;
+        if let Some(r) = fake::dispatch(&mut call) {
+            return r;
+        }
+        real(call)
+    }
+    #[cfg(not(any(test, feature = "fake")))]
+    real(call)
+}
+
+fn cvt(r: i64) -> io::Result<i64> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn real(call: Syscall<'_>) -> io::Result<i64> {
+    match call {
+        Syscall::Bpf { cmd, attr } => {
+            // SAFETY: attr points to a live, writable bpf_attr whose size we
+            // pass; the kernel reads and writes only within it. Pointers the
+            // caller stored inside attr are the caller's contract (see the
+            // typed wrappers in nk-bpf, which keep their buffers alive).
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    cmd as libc::c_long,
+                    attr as *mut uapi::bpf_attr,
+                    std::mem::size_of::<uapi::bpf_attr>(),
+                )
+            };
+            cvt(r)
+        }
+        Syscall::Socket { domain, ty, proto } => {
+            // SAFETY: socket(2) takes no pointers.
+            cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) } as i64)
+        }
+        Syscall::SetSockOpt {
+            fd,
+            level,
+            name,
+            val,
+        } => {
+            // SAFETY: val is a live slice of the length we pass.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    level,
+                    name,
+                    val.as_ptr().cast(),
+                    val.len() as libc::socklen_t,
+                )
+            };
+            cvt(r as i64)
+        }
+        Syscall::BindNetlink { fd, groups } => {
+            // SAFETY: sockaddr_nl is plain old data; zeroed is valid.
+            let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+            sa.nl_family = libc::AF_NETLINK as u16;
+            sa.nl_groups = groups;
+            // SAFETY: sa is a valid sockaddr_nl of the size we pass.
+            let r = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_nl).cast(),
+                    std::mem::size_of::<libc::sockaddr_nl>() as u32,
+                )
+            };
+            cvt(r as i64)
+        }
+        Syscall::Send { fd, buf } => {
+            // SAFETY: buf is a live slice of the length we pass.
+            cvt(unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) } as i64)
+        }
+        Syscall::Recv { fd, buf, flags } => {
+            // SAFETY: buf is a live, writable slice of the length we pass.
+            cvt(
+                unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) }
+                    as i64,
+            )
+        }
+        Syscall::Setns { fd, nstype } => {
+            // SAFETY: setns(2) takes no pointers.
+            cvt(unsafe { libc::setns(fd.as_raw_fd(), nstype) } as i64)
+        }
+        Syscall::Unshare { flags } => {
+            // SAFETY: unshare(2) takes no pointers.
+            cvt(unsafe { libc::unshare(flags) } as i64)
+        }
+    }
+}
+
+/// Wraps a new fd returned by a successful call. Call it right after the
+/// success check, before anything can return early.
+///
+/// # Safety
+/// `fd` must be a valid, open file descriptor that nothing else owns.
+pub unsafe fn owned_fd(fd: i64) -> OwnedFd {
+    // SAFETY: the caller guarantees fd is open and unowned.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// Opens a socket and returns it owned.
+///
+/// # Errors
+/// `socket(2)`'s errno.
+pub fn socket(domain: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {
+    let fd = syscall(Syscall::Socket { domain, ty, proto })?;
+    // SAFETY: socket(2) succeeded, so fd is a new descriptor that we own.
+    Ok(unsafe { owned_fd(fd) })
+}
+
+/// A thread-local fake kernel for unprivileged tests.
+#[cfg(any(test, feature = "fake"))]
+pub mod fake {
+    use super::Syscall;
+    use std::cell::RefCell;
+    use std::io;
+
+    type Handler = Box<dyn FnMut(&mut Syscall<'_>) -> io::Result<i64>>;
+
+    thread_local! {
+        static FAKE: RefCell<Option<Handler>> = const { RefCell::new(None) };
+    }
+
+    /// Removes the fake when dropped.
+    pub struct Guard(());
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            FAKE.with(|f| f.borrow_mut().take());
+        }
+    }
+
+    /// Installs `f` as this thread's kernel until the guard is dropped.
+    pub fn install(f: impl FnMut(&mut Syscall<'_>) -> io::Result<i64> + 'static) -> Guard {
+        FAKE.with(|c| *c.borrow_mut() = Some(Box::new(f)));
+        Guard(())
+    }
+
+    pub(crate) fn dispatch(call: &mut Syscall<'_>) -> Option<io::Result<i64>> {
+        FAKE.with(|c| c.borrow_mut().as_mut().map(|f| f(call)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_sees_every_call_and_real_calls_resume_after() {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        {
+            let s = seen.clone();
+            let _g = fake::install(move |c| {
+                s.borrow_mut().push(c.name());
+                Err(io::Error::from_raw_os_error(libc::EPERM))
+            });
+            let e = socket(libc::AF_NETLINK, libc::SOCK_RAW, 0).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+        }
+        assert_eq!(*seen.borrow(), ["socket"]);
+        // Unprivileged and real: an AF_UNIX socket always works.
+        assert!(socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0).is_ok());
+    }
+}

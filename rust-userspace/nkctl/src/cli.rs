@@ -1,0 +1,435 @@
+//! Argument parsing and the commands.
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nk_bpf::{
+    mprog, pin, Anchor, AttachPoint, Direction, LinkFd, NetkitSide, Object, ProgFd, Relative,
+};
+use nk_netlink::{
+    LinkChange, Mac, NetkitMode, NetkitPolicy, NetkitScrub, NetkitSpec, NetnsFd, NetnsRef, RtSocket,
+};
+
+use crate::output;
+
+/// Errors shown to the user: each already names the request, errno and
+/// the kernel's extack text.
+pub type Error = Box<dyn std::error::Error>;
+
+#[derive(Parser)]
+#[command(
+    name = "nkctl",
+    version,
+    about = "netkit devices and tcx/netkit BPF programs, by raw rtnetlink and bpf(2)"
+)]
+pub struct Cli {
+    /// Machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// netkit links.
+    #[command(subcommand)]
+    Link(LinkCmd),
+    /// tcx and netkit programs.
+    #[command(subcommand)]
+    Prog(ProgCmd),
+}
+
+#[derive(Subcommand)]
+pub enum LinkCmd {
+    /// Create a netkit pair.
+    Add(LinkAdd),
+    /// Show links (all, or one by name).
+    Show {
+        /// Device name.
+        name: Option<String>,
+    },
+    /// Change a device.
+    Set(LinkSet),
+    /// Delete a device (and its peer).
+    Del {
+        /// Device name.
+        name: String,
+    },
+}
+
+#[derive(Args)]
+pub struct LinkAdd {
+    /// Primary device name.
+    pub name: String,
+    /// Peer device name.
+    #[arg(long)]
+    pub peer: String,
+    /// l2 (Ethernet) or l3 (IP only, no ARP).
+    #[arg(long, default_value = "l3")]
+    pub mode: NetkitMode,
+    /// Primary's default verdict without programs: forward or blackhole.
+    #[arg(long)]
+    pub policy: Option<NetkitPolicy>,
+    /// Peer's default verdict.
+    #[arg(long)]
+    pub peer_policy: Option<NetkitPolicy>,
+    /// Primary's scrub: none or default.
+    #[arg(long)]
+    pub scrub: Option<NetkitScrub>,
+    /// Peer's scrub.
+    #[arg(long)]
+    pub peer_scrub: Option<NetkitScrub>,
+    /// Needed headroom for both devices (IFLA_NETKIT_HEADROOM).
+    #[arg(long)]
+    pub headroom: Option<u16>,
+    /// Needed tailroom for both devices (IFLA_NETKIT_TAILROOM).
+    #[arg(long)]
+    pub tailroom: Option<u16>,
+    /// Primary's MAC (l2 only).
+    #[arg(long)]
+    pub mac: Option<Mac>,
+    /// Peer's MAC (l2 only).
+    #[arg(long)]
+    pub peer_mac: Option<Mac>,
+    /// MTU for the primary.
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// MTU for the peer.
+    #[arg(long)]
+    pub peer_mtu: Option<u32>,
+    /// Create the peer in this netns: a name under /run/netns, or a path.
+    #[arg(long, conflicts_with = "peer_netns_pid")]
+    pub peer_netns: Option<String>,
+    /// Create the peer in the netns of this process.
+    #[arg(long)]
+    pub peer_netns_pid: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct LinkSet {
+    /// Device name.
+    pub name: String,
+    /// New MTU.
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// New MAC.
+    #[arg(long)]
+    pub mac: Option<Mac>,
+    /// Bring it up.
+    #[arg(long, conflicts_with = "down")]
+    pub up: bool,
+    /// Bring it down.
+    #[arg(long)]
+    pub down: bool,
+    /// IFLA_GSO_MAX_SIZE.
+    #[arg(long)]
+    pub gso_max_size: Option<u32>,
+    /// IFLA_GSO_IPV4_MAX_SIZE.
+    #[arg(long)]
+    pub gso_ipv4_max_size: Option<u32>,
+}
+
+/// Attach hooks.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Hook {
+    /// tcx ingress.
+    TcxIngress,
+    /// tcx egress.
+    TcxEgress,
+    /// netkit primary (packets the primary sends to the peer).
+    NetkitPrimary,
+    /// netkit peer (packets the peer sends).
+    NetkitPeer,
+}
+
+impl Hook {
+    fn at(self, ifindex: u32) -> AttachPoint {
+        match self {
+            Hook::TcxIngress => AttachPoint::Tcx {
+                ifindex,
+                dir: Direction::Ingress,
+            },
+            Hook::TcxEgress => AttachPoint::Tcx {
+                ifindex,
+                dir: Direction::Egress,
+            },
+            Hook::NetkitPrimary => AttachPoint::Netkit {
+                ifindex,
+                side: NetkitSide::Primary,
+            },
+            Hook::NetkitPeer => AttachPoint::Netkit {
+                ifindex,
+                side: NetkitSide::Peer,
+            },
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct Target {
+    /// Device (for netkit hooks: the primary).
+    #[arg(long)]
+    pub dev: String,
+    /// Hook.
+    #[arg(long, value_enum)]
+    pub hook: Hook,
+}
+
+#[derive(Subcommand)]
+pub enum ProgCmd {
+    /// Attach a program from an ELF object.
+    Attach(ProgAttach),
+    /// Detach a program (by pinned link or by program id).
+    Detach(ProgDetach),
+    /// List a hook's programs in order, with the revision.
+    Query(Target),
+}
+
+#[derive(Args)]
+pub struct ProgAttach {
+    #[command(flatten)]
+    pub target: Target,
+    /// ELF object built from bpf/.
+    #[arg(long)]
+    pub obj: PathBuf,
+    /// Program (C function) name.
+    #[arg(long)]
+    pub prog: String,
+    /// Before every other program.
+    #[arg(long, group = "anchor")]
+    pub first: bool,
+    /// After every other program (default).
+    #[arg(long, group = "anchor")]
+    pub last: bool,
+    /// Right before REF: prog:ID, link:ID or a pinned link's path.
+    #[arg(long, group = "anchor", value_name = "REF")]
+    pub before: Option<String>,
+    /// Right after REF.
+    #[arg(long, group = "anchor", value_name = "REF")]
+    pub after: Option<String>,
+    /// Take prog:ID's place (program attachment, without --pin).
+    #[arg(long, group = "anchor", value_name = "REF", conflicts_with = "pin")]
+    pub replace: Option<String>,
+    /// Fail with ESTALE unless the hook is at this revision.
+    #[arg(long)]
+    pub expected_revision: Option<u64>,
+    /// Attach as a BPF link pinned here (it outlives nkctl); without it the
+    /// program is attached directly.
+    #[arg(long)]
+    pub pin: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ProgDetach {
+    #[command(flatten)]
+    pub target: Target,
+    /// The pinned link to detach and unpin.
+    #[arg(long, group = "what")]
+    pub pin: Option<PathBuf>,
+    /// The directly attached program to detach.
+    #[arg(long, group = "what")]
+    pub prog_id: Option<u32>,
+    /// Fail with ESTALE unless the hook is at this revision.
+    #[arg(long)]
+    pub expected_revision: Option<u64>,
+}
+
+/// A parsed anchor reference; keeps any fd it had to open.
+enum Ref {
+    Prog(u32),
+    Link(u32),
+    Pinned(LinkFd),
+}
+
+fn parse_ref(s: &str) -> Result<Ref, Error> {
+    if let Some(id) = s.strip_prefix("prog:") {
+        return Ok(Ref::Prog(
+            id.parse().map_err(|_| format!("bad program id in {s:?}"))?,
+        ));
+    }
+    if let Some(id) = s.strip_prefix("link:") {
+        return Ok(Ref::Link(
+            id.parse().map_err(|_| format!("bad link id in {s:?}"))?,
+        ));
+    }
+    if s.starts_with('/') {
+        return Ok(Ref::Pinned(LinkFd::from_owned(pin::get(
+            std::path::Path::new(s),
+        )?)));
+    }
+    Err(format!("anchor {s:?}: expected prog:ID, link:ID or the path of a pinned link").into())
+}
+
+fn relative(r: &Ref) -> Relative<'_> {
+    match r {
+        Ref::Prog(id) => Relative::ProgId(*id),
+        Ref::Link(id) => Relative::LinkId(*id),
+        Ref::Pinned(fd) => Relative::LinkFd(fd.as_fd()),
+    }
+}
+
+fn ifindex(s: &mut RtSocket, dev: &str) -> Result<u32, Error> {
+    Ok(s.link_get(dev)?.index)
+}
+
+/// Runs a command and returns what to print.
+pub fn run(cli: Cli) -> Result<String, Error> {
+    match cli.cmd {
+        Cmd::Link(c) => link(c, cli.json),
+        Cmd::Prog(c) => prog(c, cli.json),
+    }
+}
+
+fn link(c: LinkCmd, json: bool) -> Result<String, Error> {
+    match c {
+        LinkCmd::Add(a) => {
+            let ns = match &a.peer_netns {
+                Some(n) if n.contains('/') => Some(NetnsFd::open(std::path::Path::new(n))?),
+                Some(n) => Some(NetnsFd::named(n)?),
+                None => None,
+            };
+            let mut spec = NetkitSpec::new(&a.name, &a.peer, a.mode);
+            spec.policy = a.policy;
+            spec.peer_policy = a.peer_policy;
+            spec.scrub = a.scrub;
+            spec.peer_scrub = a.peer_scrub;
+            spec.headroom = a.headroom;
+            spec.tailroom = a.tailroom;
+            spec.mac = a.mac;
+            spec.peer.mac = a.peer_mac;
+            spec.mtu = a.mtu;
+            spec.peer.mtu = a.peer_mtu;
+            spec.peer.netns = match (&ns, a.peer_netns_pid) {
+                (Some(fd), _) => Some(NetnsRef::Fd(fd.as_fd())),
+                (None, Some(pid)) => Some(NetnsRef::Pid(pid)),
+                (None, None) => None,
+            };
+            spec.validate()?;
+            RtSocket::open()?.netkit_add(&spec)?;
+            Ok(String::new())
+        }
+        LinkCmd::Show { name } => {
+            let mut s = RtSocket::open()?;
+            let links = match name {
+                Some(n) => vec![s.link_get(&n)?],
+                None => s.link_dump()?,
+            };
+            Ok(if json {
+                output::json(&links)?
+            } else {
+                output::links_table(&links)
+            })
+        }
+        LinkCmd::Set(a) => {
+            let mut s = RtSocket::open()?;
+            let idx = ifindex(&mut s, &a.name)?;
+            let up = if a.up {
+                Some(true)
+            } else if a.down {
+                Some(false)
+            } else {
+                None
+            };
+            let change = LinkChange {
+                mtu: a.mtu,
+                mac: a.mac,
+                up,
+                gso_max_size: a.gso_max_size,
+                gso_ipv4_max_size: a.gso_ipv4_max_size,
+                ..Default::default()
+            };
+            s.link_set(idx, &change)?;
+            Ok(String::new())
+        }
+        LinkCmd::Del { name } => {
+            let mut s = RtSocket::open()?;
+            let idx = ifindex(&mut s, &name)?;
+            s.link_del(idx)?;
+            Ok(String::new())
+        }
+    }
+}
+
+fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
+    match c {
+        ProgCmd::Query(t) => {
+            let idx = ifindex(&mut RtSocket::open()?, &t.dev)?;
+            let at = t.hook.at(idx);
+            let q = mprog::query(at)?;
+            let names: Vec<String> = q
+                .prog_ids
+                .iter()
+                .map(|id| {
+                    ProgFd::from_id(*id)
+                        .and_then(|p| p.name())
+                        .unwrap_or_default()
+                })
+                .collect();
+            Ok(if json {
+                output::json(&output::QueryJson::new(&t.dev, at, &q, &names))?
+            } else {
+                output::query_table(&t.dev, at, &q, &names)
+            })
+        }
+        ProgCmd::Attach(a) => {
+            if let Some(p) = &a.pin {
+                pin::check_bpffs(p)?;
+                if p.exists() {
+                    return Err(format!("pin path {} exists already", p.display()).into());
+                }
+            }
+            let idx = ifindex(&mut RtSocket::open()?, &a.target.dev)?;
+            let at = a.target.hook.at(idx);
+            let obj = Object::load(&a.obj)?;
+            let prog = obj.prog(&a.prog)?;
+            let before = a.before.as_deref().map(parse_ref).transpose()?;
+            let after = a.after.as_deref().map(parse_ref).transpose()?;
+            let anchor = match (a.first, &before, &after) {
+                (true, _, _) => Anchor::First,
+                (_, Some(r), _) => Anchor::Before(relative(r)),
+                (_, _, Some(r)) => Anchor::After(relative(r)),
+                _ => Anchor::Last,
+            };
+            match &a.pin {
+                Some(p) => {
+                    let link = mprog::link_create(&prog, at, anchor, a.expected_revision)?;
+                    if let Err(e) = pin::pin(&link, p) {
+                        // Dropping the link detaches it: nothing half-done stays.
+                        drop(link);
+                        return Err(e.into());
+                    }
+                }
+                None => {
+                    let replace = match a.replace.as_deref().map(parse_ref).transpose()? {
+                        Some(Ref::Prog(id)) => Some(ProgFd::from_id(id)?),
+                        Some(_) => return Err("--replace takes prog:ID".into()),
+                        None => None,
+                    };
+                    mprog::prog_attach(&prog, at, anchor, replace.as_ref(), a.expected_revision)?;
+                }
+            }
+            Ok(String::new())
+        }
+        ProgCmd::Detach(d) => {
+            let idx = ifindex(&mut RtSocket::open()?, &d.target.dev)?;
+            let at = d.target.hook.at(idx);
+            match (&d.pin, d.prog_id) {
+                (Some(p), _) => {
+                    if d.expected_revision.is_some() {
+                        return Err("--expected-revision applies to --prog-id; a pinned link detaches by itself".into());
+                    }
+                    let link = LinkFd::from_owned(pin::get(p)?);
+                    link.detach()?;
+                    pin::unpin(p)?;
+                }
+                (None, Some(id)) => {
+                    mprog::prog_detach(&ProgFd::from_id(id)?, at, d.expected_revision)?
+                }
+                (None, None) => return Err("give --pin PATH or --prog-id ID".into()),
+            }
+            Ok(String::new())
+        }
+    }
+}

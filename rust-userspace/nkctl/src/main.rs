@@ -1,0 +1,28 @@
+//! `nkctl`: netkit links and tcx/netkit programs, from the host side.
+//!
+//! ```text
+//! nkctl link add NAME --peer PEER [--mode l2|l3] [--policy forward|blackhole] ...
+//! nkctl link show [NAME] [--json]
+//! nkctl link set NAME [--mtu N] [--mac MAC] [--up|--down] [--gso-max-size N]
+//! nkctl link del NAME
+//! nkctl prog attach --dev DEV --hook tcx-ingress|tcx-egress|netkit-primary|netkit-peer
+//!                   --obj FILE --prog NAME [--first|--last|--before X|--after X] [--expected-revision N] [--pin PATH]
+//! nkctl prog query --dev DEV --hook HOOK [--json]
+//! nkctl prog detach --dev DEV --hook HOOK (--pin PATH | --prog-id ID) [--expected-revision N]
+//! ```
+
+mod cli;
+mod output;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(out) => print!("{out}"),
+        Err(e) => {
+            eprintln!("nkctl: {e}");
+            std::process::exit(1);
+        }
+    }
+}

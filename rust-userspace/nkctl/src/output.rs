@@ -1,0 +1,167 @@
+//! Tables for people, JSON for machines.
+
+use std::fmt::Write as _;
+
+use nk_bpf::{AttachPoint, QueryResult};
+use nk_netlink::LinkInfo;
+
+pub fn json<T: serde::Serialize>(v: &T) -> Result<String, serde_json::Error> {
+    Ok(serde_json::to_string_pretty(v)? + "\n")
+}
+
+fn mac(a: &Option<Vec<u8>>) -> String {
+    match a {
+        Some(b) if b.len() == 6 && b.iter().any(|x| *x != 0) => b
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        // L3 netkit and other ARP-less devices: no address to show.
+        _ => "-".into(),
+    }
+}
+
+pub fn links_table(links: &[LinkInfo]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>7}  {:<15}  {:<7}  {:<4}  {:<7}  {:<9}  {:<9}  {:>5}  {:<5}  {}",
+        "IFINDEX", "NAME", "KIND", "MODE", "ROLE", "POLICY", "PEER_POL", "MTU", "STATE", "MAC"
+    );
+    for l in links {
+        let nk = l.netkit.as_ref();
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "{:>7}  {:<15}  {:<7}  {:<4}  {:<7}  {:<9}  {:<9}  {:>5}  {:<5}  {}",
+            l.index,
+            l.name,
+            opt(l.kind.clone()),
+            opt(nk.and_then(|n| n.mode).map(|m| m.to_string())),
+            nk.map(|n| if n.primary { "primary" } else { "peer" })
+                .unwrap_or("-"),
+            opt(nk.and_then(|n| n.policy).map(|m| m.to_string())),
+            opt(nk.and_then(|n| n.peer_policy).map(|m| m.to_string())),
+            l.mtu.map(|m| m.to_string()).unwrap_or_default(),
+            if l.is_up() { "up" } else { "down" },
+            mac(&l.address),
+        );
+    }
+    s
+}
+
+#[derive(serde::Serialize)]
+pub struct QueryJson<'a> {
+    dev: &'a str,
+    hook: String,
+    revision: u64,
+    programs: Vec<QueryEntry>,
+}
+
+#[derive(serde::Serialize)]
+struct QueryEntry {
+    position: usize,
+    prog_id: u32,
+    link_id: Option<u32>,
+    name: String,
+}
+
+impl<'a> QueryJson<'a> {
+    pub fn new(dev: &'a str, at: AttachPoint, q: &QueryResult, names: &[String]) -> Self {
+        QueryJson {
+            dev,
+            hook: at.to_string(),
+            revision: q.revision,
+            programs: q
+                .prog_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| QueryEntry {
+                    position: i,
+                    prog_id: *id,
+                    link_id: q.link_ids.get(i).copied().filter(|l| *l != 0),
+                    name: names.get(i).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub fn query_table(dev: &str, at: AttachPoint, q: &QueryResult, names: &[String]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{dev}: {at}, revision {}, {} program(s)",
+        q.revision,
+        q.prog_ids.len()
+    );
+    if q.prog_ids.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "{:>3}  {:>8}  {:>8}  NAME", "POS", "PROG_ID", "LINK_ID");
+    for (i, id) in q.prog_ids.iter().enumerate() {
+        let link = q
+            .link_ids
+            .get(i)
+            .copied()
+            .filter(|l| *l != 0)
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "{i:>3}  {id:>8}  {link:>8}  {}",
+            names.get(i).map(String::as_str).unwrap_or("")
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nk_bpf::Direction;
+    use nk_netlink::{NetkitInfo, NetkitMode, NetkitPolicy};
+
+    #[test]
+    fn link_table_snapshot() {
+        let l3 = LinkInfo {
+            index: 5,
+            name: "nk0".into(),
+            flags: libc::IFF_UP as u32,
+            mtu: Some(1500),
+            address: Some(vec![0; 6]),
+            kind: Some("netkit".into()),
+            netkit: Some(NetkitInfo {
+                primary: true,
+                mode: Some(NetkitMode::L3),
+                policy: Some(NetkitPolicy::Pass),
+                peer_policy: Some(NetkitPolicy::Drop),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let lo = LinkInfo {
+            index: 1,
+            name: "lo".into(),
+            mtu: Some(65536),
+            ..Default::default()
+        };
+        insta::assert_snapshot!(links_table(&[lo, l3]));
+    }
+
+    #[test]
+    fn query_table_snapshot() {
+        let at = AttachPoint::Tcx {
+            ifindex: 3,
+            dir: Direction::Ingress,
+        };
+        let q = QueryResult {
+            revision: 4,
+            prog_ids: vec![21, 20],
+            link_ids: vec![7, 0],
+        };
+        let names = vec!["nk_order_2".to_string(), "nk_order_1".to_string()];
+        insta::assert_snapshot!(query_table("veth0", at, &q, &names));
+        insta::assert_snapshot!(json(&QueryJson::new("veth0", at, &q, &names)).unwrap());
+    }
+}

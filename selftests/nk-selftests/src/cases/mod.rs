@@ -1,0 +1,4 @@
+//! The cases, grouped by feature.
+pub mod netkit;
+pub mod redirect;
+pub mod tcx;

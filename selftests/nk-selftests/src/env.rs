@@ -1,0 +1,164 @@
+//! Test topology helpers: private netns, devices, addresses, UDP probes.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nk_netlink::{NetkitMode, NetkitSpec, NetnsFd, NetnsRef, RtSocket};
+
+use crate::harness::{Stop, TResult};
+
+/// The UDP port the BPF programs under `bpf/` treat as a probe.
+pub const PROBE_PORT: u16 = 4242;
+
+/// Where the BPF objects are (`--bpf-dir`).
+pub fn bpf_obj(dir: &Path, name: &str) -> Result<PathBuf, Stop> {
+    let p = dir.join(name);
+    if !p.is_file() {
+        return Err(Stop::Fail(format!(
+            "{} missing: build with cargo xtask vmtest",
+            p.display()
+        )));
+    }
+    Ok(p)
+}
+
+/// Skips unless root (the VM runs tests as root; a host `cargo test` must not).
+pub fn require_root() -> TResult {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Stop::Skip(
+            "needs root: run in the VM with `cargo xtask vmtest`".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A private netns with its own rtnetlink socket, brought up with lo.
+pub struct Ns {
+    pub fd: NetnsFd,
+}
+
+impl Ns {
+    pub fn new() -> Result<Ns, Stop> {
+        let ns = Ns {
+            fd: NetnsFd::create()?,
+        };
+        ns.run(|| -> TResult {
+            let mut s = RtSocket::open()?;
+            let lo = s.link_get("lo")?;
+            s.link_set(
+                lo.index,
+                &nk_netlink::LinkChange {
+                    up: Some(true),
+                    ..Default::default()
+                },
+            )?;
+            Ok(())
+        })??;
+        Ok(ns)
+    }
+
+    /// Runs `f` with the calling thread inside this netns.
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T, Stop> {
+        Ok(self.fd.run(f)?)
+    }
+
+    /// An rtnetlink socket in this netns (bound to it for its lifetime).
+    pub fn rt(&self) -> Result<RtSocket, Stop> {
+        self.run(RtSocket::open)?.map_err(Stop::from)
+    }
+
+    pub fn as_ref(&self) -> NetnsRef<'_> {
+        NetnsRef::Fd(std::os::fd::AsFd::as_fd(&self.fd))
+    }
+}
+
+/// ifindex of `name` in `ns`.
+pub fn ifindex(ns: &Ns, name: &str) -> Result<u32, Stop> {
+    Ok(ns.rt()?.link_get(name)?.index)
+}
+
+/// Sets a device up.
+pub fn up(ns: &Ns, name: &str) -> TResult {
+    let mut s = ns.rt()?;
+    let l = s.link_get(name)?;
+    s.link_set(
+        l.index,
+        &nk_netlink::LinkChange {
+            up: Some(true),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// Adds an IPv4 address to a device.
+pub fn addr(ns: &Ns, dev: &str, cidr: &str) -> TResult {
+    let (a, p) = nk_netlink::addr::parse_cidr(cidr)?;
+    let mut s = ns.rt()?;
+    let l = s.link_get(dev)?;
+    s.addr_add(l.index, a, p)?;
+    Ok(())
+}
+
+/// Host/Pod pair: `nk0` (primary) in `host`, `nk1` (peer) in `pod`,
+/// 10.0.0.1/24 and 10.0.0.2/24, both up.
+pub struct NetkitPair {
+    pub host: Ns,
+    pub pod: Ns,
+    pub primary: u32,
+    pub peer: u32,
+}
+
+pub const POD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+pub fn netkit_pair(mode: NetkitMode) -> Result<NetkitPair, Stop> {
+    let host = Ns::new()?;
+    let pod = Ns::new()?;
+    let mut spec = NetkitSpec::new("nk0", "nk1", mode);
+    spec.peer.netns = Some(pod.as_ref());
+    host.rt()?.netkit_add(&spec)?;
+    addr(&host, "nk0", "10.0.0.1/24")?;
+    addr(&pod, "nk1", "10.0.0.2/24")?;
+    up(&host, "nk0")?;
+    up(&pod, "nk1")?;
+    let primary = ifindex(&host, "nk0")?;
+    let peer = ifindex(&pod, "nk1")?;
+    Ok(NetkitPair {
+        host,
+        pod,
+        primary,
+        peer,
+    })
+}
+
+/// A UDP socket bound in `ns` on `ip:PROBE_PORT`, with a receive timeout.
+pub fn listen(ns: &Ns, ip: Ipv4Addr) -> Result<UdpSocket, Stop> {
+    let s = ns.run(|| UdpSocket::bind(SocketAddr::from((ip, PROBE_PORT))))??;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    Ok(s)
+}
+
+/// Sends `n` probes from `ns` to `dst:PROBE_PORT`.
+pub fn send_probes(ns: &Ns, dst: Ipv4Addr, n: usize) -> TResult {
+    let s = ns.run(|| UdpSocket::bind("0.0.0.0:0"))??;
+    for i in 0..n {
+        s.send_to(
+            format!("probe {i}").as_bytes(),
+            SocketAddr::from((dst, PROBE_PORT)),
+        )?;
+    }
+    Ok(())
+}
+
+/// Receives `n` probes or fails naming how many arrived.
+pub fn recv_probes(s: &UdpSocket, n: usize) -> TResult {
+    let mut buf = [0u8; 64];
+    for i in 0..n {
+        if let Err(e) = s.recv_from(&mut buf) {
+            return Err(Stop::Fail(format!("received {i} of {n} probes: {e}")));
+        }
+    }
+    Ok(())
+}

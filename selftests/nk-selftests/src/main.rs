@@ -1,0 +1,85 @@
+//! nkdev's privileged selftests. They run as root inside the freshly
+//! built kernel (`cargo xtask vmtest` boots it and runs one case per
+//! plan entry) and print KTAP; unprivileged they skip, saying why.
+//!
+//! `nk-selftests --list` prints `case<TAB>timeout`;
+//! `nk-selftests --bpf-dir DIR --run CASE` runs one case.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod cases;
+mod env;
+mod harness;
+
+use std::path::PathBuf;
+
+/// What every case gets.
+pub struct Ctx {
+    /// Where `bpf/*.bpf.o` were built.
+    pub bpf_dir: PathBuf,
+}
+
+type CaseFn = fn(&Ctx, &mut harness::Reporter);
+
+/// (name, subtest count, timeout seconds, function)
+const CASES: &[(&str, u32, u64, CaseFn)] = &[
+    ("netkit_pair", 2, 60, cases::netkit::pair),
+    ("netkit_mac", 4, 60, cases::netkit::mac),
+    ("netkit_pkt_type", 2, 60, cases::netkit::pkt_type),
+    ("redirect_peer", 2, 60, cases::redirect::redirect_peer),
+    ("tcx_order", 2, 60, cases::tcx::order),
+];
+
+fn usage() -> ! {
+    eprintln!("usage: nk-selftests --list | [--bpf-dir DIR] --run CASE");
+    std::process::exit(2);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut bpf_dir = PathBuf::from("target/bpf/vm");
+    let mut run = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--list" => {
+                for (n, _, t, _) in CASES {
+                    println!("{n}\t{t}");
+                }
+                return;
+            }
+            "--bpf-dir" => {
+                i += 1;
+                bpf_dir = args.get(i).map(PathBuf::from).unwrap_or_else(|| usage());
+            }
+            "--run" => {
+                i += 1;
+                run = Some(args.get(i).cloned().unwrap_or_else(|| usage()));
+            }
+            _ => usage(),
+        }
+        i += 1;
+    }
+    let name = run.unwrap_or_else(|| usage());
+    let Some((_, plan, _, f)) = CASES.iter().find(|(n, ..)| *n == name) else {
+        eprintln!("no case {name:?}; --list shows them");
+        std::process::exit(2);
+    };
+    let ctx = Ctx { bpf_dir };
+    let mut r = harness::Reporter::new(*plan);
+    f(&ctx, &mut r);
+    std::process::exit(r.exit_code());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_names_are_unique() {
+        let mut names: Vec<_> = CASES.iter().map(|c| c.0).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), CASES.len());
+    }
+}
