@@ -93,7 +93,8 @@ fn setup_mounts() -> Result<(), String> {
             Some("mode=0755"),
         )?;
     }
-    for t in ["/tmp", "/run", "/var/tmp", "/dev/shm", "/root", "/var/log"] {
+    // /root stays visible: the kernel cache (~/.cache/nkdev) lives there.
+    for t in ["/tmp", "/run", "/var/tmp", "/dev/shm", "/var/log"] {
         mount_fs(
             "tmpfs",
             t,
@@ -315,7 +316,7 @@ fn run_one(e: &Entry, emit: &mut impl FnMut(&str)) -> Outcome {
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
-        .env("HOME", "/root")
+        .env("HOME", "/tmp")
         .env("TERM", "dumb")
         .env("NKDEV_IN_VM", "1")
         .stdin(Stdio::null())

@@ -40,6 +40,84 @@ pub struct VmtestArgs {
     /// Extra kernel command line.
     #[arg(long, default_value = "")]
     pub append: String,
+    /// Test the runner itself: a plan that passes, skips, fails, hangs,
+    /// prints a splat, leaks a device and panics the kernel, checked
+    /// against the outcomes the runner must report.
+    #[arg(long)]
+    pub runner_selftest: bool,
+}
+
+/// The runner self-test: (name, shell command, timeout, expected outcome).
+const RUNNER_SELFTEST: &[(&str, &str, u64, &str)] = &[
+    ("runner.pass", "true", 10, "pass"),
+    (
+        "runner.skip",
+        "echo 'SKIP: demonstration'; exit 4",
+        10,
+        "skip",
+    ),
+    ("runner.fail", "echo failing on purpose; exit 1", 10, "fail"),
+    ("runner.hang", "sleep 600", 3, "timeout"),
+    (
+        "runner.splat",
+        "echo '<4>WARNING: CPU: 0 PID: 1 at nkdev/runner-selftest: injected' > /dev/kmsg",
+        10,
+        "fail",
+    ),
+    ("runner.leak", "ip link add nkleak0 type dummy", 10, "fail"),
+    (
+        "runner.panic",
+        "echo c > /proc/sysrq-trigger; sleep 30",
+        60,
+        "fail",
+    ),
+    ("runner.after_panic", "true", 10, "skip"),
+];
+
+fn runner_selftest_plan() -> Vec<Entry> {
+    RUNNER_SELFTEST
+        .iter()
+        .map(|(name, sh, t, _)| Entry {
+            name: name.to_string(),
+            timeout: Duration::from_secs(*t),
+            format: Format::Raw,
+            cwd: "/".into(),
+            argv: vec!["/bin/sh".into(), "-c".into(), sh.to_string()],
+        })
+        .collect()
+}
+
+/// Compares the report with what each runner self-test must produce.
+fn check_runner_selftest(report: &vm::VmReport) -> (usize, usize) {
+    use ktap::Outcome;
+    let mut passed = 0;
+    for ((name, _, _, want), got) in RUNNER_SELFTEST.iter().zip(&report.tests) {
+        let kind = match &got.outcome {
+            Outcome::Pass | Outcome::Todo(_) => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Skip(_) => "skip",
+            Outcome::Timeout(_) => "timeout",
+        };
+        let extra = match *name {
+            "runner.splat" => got.splats.iter().any(|s| s.kind == "WARNING"),
+            "runner.leak" => got
+                .diagnostics
+                .iter()
+                .any(|d| d.contains("leaked network device")),
+            "runner.panic" => report
+                .aborted
+                .as_deref()
+                .is_some_and(|a| a.contains("panic")),
+            _ => true,
+        };
+        let good = kind == *want && extra;
+        passed += usize::from(good);
+        println!(
+            "{} runner self-test {name}: reported {kind}, expected {want}",
+            if good { "ok    " } else { "FAILED" }
+        );
+    }
+    (passed, RUNNER_SELFTEST.len() - passed)
 }
 
 /// Paths of the userspace binaries the guest runs.
@@ -143,7 +221,13 @@ pub fn run(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
     let bpf_dir = bpf::build(ctx, &k)?;
 
     let mut plan = Vec::new();
-    for (case, t) in selftest_cases(&bins.selftests)? {
+    if args.runner_selftest {
+        plan = runner_selftest_plan();
+    }
+    for (case, t) in selftest_cases(&bins.selftests)?
+        .into_iter()
+        .filter(|_| !args.runner_selftest)
+    {
         let name = format!("nk.{case}");
         if selected(args, &name) {
             plan.push(Entry {
@@ -164,9 +248,10 @@ pub fn run(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
     let list = upstream::parse_list(&fs::read_to_string(
         ctx.root.join("selftests/upstream/bpf.list"),
     )?)?;
-    if list
-        .iter()
-        .any(|t| selected(args, &format!("upstream.bpf.{}", t.name)))
+    if !args.runner_selftest
+        && list
+            .iter()
+            .any(|t| selected(args, &format!("upstream.bpf.{}", t.name)))
     {
         if let Some(tp) = upstream::build(ctx, &k)? {
             for t in tp
@@ -272,6 +357,11 @@ pub fn run(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
         "    results: {}/results.ktap, summary.json, console.log",
         run_dir.display()
     );
+    if args.runner_selftest {
+        let (p, f) = check_runner_selftest(&report);
+        println!("{p} passed, {f} failed, 0 skipped");
+        return Ok(f == 0);
+    }
     let (p, f, s) = report.counts();
     println!("{p} passed, {f} failed, {s} skipped");
     Ok(!report.failed())

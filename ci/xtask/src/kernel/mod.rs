@@ -68,6 +68,9 @@ pub fn make(tree: &Path, build: &Path) -> Command {
     c.env("KBUILD_BUILD_USER", "nkdev")
         .env("KBUILD_BUILD_HOST", "nkdev");
     c.env("KBUILD_BUILD_TIMESTAMP", "nkdev");
+    // An empty LOCALVERSION keeps setlocalversion from appending "+" for
+    // a git tree that is not at a release tag.
+    c.arg("LOCALVERSION=");
     if which("ccache") {
         c.arg("CC=ccache gcc").arg("HOSTCC=ccache gcc");
         // Trees of different bases live side by side in the cache; let
