@@ -351,6 +351,14 @@ fn run_one(e: &Entry, emit: &mut impl FnMut(&str)) -> Outcome {
                 let shown = match e.format {
                     Format::Ktap => format!("  {line}\n"),
                     Format::Raw => format!("  # {line}\n"),
+                    Format::TestProgs => match plan::test_progs_result(&line) {
+                        Some((n, name, outcome)) => {
+                            let mut w = ktap::Writer::default();
+                            w.result(n, &name, &outcome);
+                            format!("  # {line}\n  {}", w.take())
+                        }
+                        None => format!("  # {line}\n"),
+                    },
                 };
                 emit(&shown);
                 captured.push_str(&line);
@@ -431,6 +439,25 @@ fn decide(format: Format, code: i32, output: &str) -> Outcome {
             return Outcome::Skip(why);
         }
         return Outcome::Pass;
+    }
+    if format == Format::TestProgs
+        && output
+            .lines()
+            .filter_map(plan::test_progs_result)
+            .any(|r| r.2 == Outcome::Fail)
+    {
+        return Outcome::Fail;
+    }
+    if format == Format::TestProgs
+        && code == 0
+        && output
+            .lines()
+            .filter_map(plan::test_progs_result)
+            .next()
+            .is_none()
+    {
+        // test_progs ran nothing (e.g. a test name that matched no test).
+        return Outcome::Fail;
     }
     match code {
         0 => Outcome::Pass,

@@ -10,8 +10,11 @@ use std::time::Duration;
 pub enum Format {
     /// The test prints KTAP; it is nested as subtests.
     Ktap,
-    /// Free text (e.g. test_progs); kept as diagnostics, exit code decides.
+    /// Free text; kept as diagnostics, exit code decides.
     Raw,
+    /// The kernel's test_progs: `#N name:OK|SKIP|FAIL` lines become
+    /// subtests; the exit code and any FAIL decide.
+    TestProgs,
 }
 
 /// One test to run.
@@ -44,6 +47,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         let format = match f[2] {
             "ktap" => Format::Ktap,
             "raw" => Format::Raw,
+            "testprogs" => Format::TestProgs,
             o => return Err(format!("plan line {}: unknown format {o:?}", n + 1)),
         };
         v.push(Entry {
@@ -62,6 +66,7 @@ pub fn format_entry(e: &Entry) -> String {
     let fmt = match e.format {
         Format::Ktap => "ktap",
         Format::Raw => "raw",
+        Format::TestProgs => "testprogs",
     };
     let mut f = vec![
         e.name.clone(),
@@ -73,9 +78,39 @@ pub fn format_entry(e: &Entry) -> String {
     f.join("\t")
 }
 
+/// A test_progs result line: `#12      name:OK` -> (12, name, outcome).
+/// Subtest lines (`#12/3 ...`) are not top-level results and give None.
+pub fn test_progs_result(line: &str) -> Option<(u32, String, ktap::Outcome)> {
+    let rest = line.strip_prefix('#')?;
+    let (num, rest) = rest.split_once(char::is_whitespace)?;
+    let n: u32 = num.parse().ok()?;
+    let (name, verdict) = rest.trim().rsplit_once(':')?;
+    let outcome = match verdict.trim() {
+        "OK" => ktap::Outcome::Pass,
+        "FAIL" => ktap::Outcome::Fail,
+        "SKIP" => ktap::Outcome::Skip("skipped by test_progs".into()),
+        _ => return None,
+    };
+    Some((n, name.trim().to_string(), outcome))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_progs_lines() {
+        assert_eq!(
+            test_progs_result("#6       tc_netkit_pkt_type:OK"),
+            Some((6, "tc_netkit_pkt_type".into(), ktap::Outcome::Pass))
+        );
+        assert_eq!(
+            test_progs_result("#7 x:FAIL").map(|r| r.2),
+            Some(ktap::Outcome::Fail)
+        );
+        assert_eq!(test_progs_result("#6/1     tc_netkit_pkt_type/l2:OK"), None);
+        assert_eq!(test_progs_result("# Summary: 6/0 PASSED"), None);
+    }
 
     #[test]
     fn round_trip() {

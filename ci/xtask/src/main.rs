@@ -12,6 +12,7 @@ mod bpf;
 mod deps;
 mod kernel;
 mod progress;
+mod tidy;
 mod upstream;
 mod vm;
 mod vmtest;

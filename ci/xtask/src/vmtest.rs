@@ -213,7 +213,49 @@ fn now_stamp() -> String {
     String::from_utf8_lossy(&out).trim().to_string()
 }
 
+/// Passed, failed and skipped counts of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Counts {
+    pub fn ok(&self) -> bool {
+        self.failed == 0
+    }
+}
+
+impl std::ops::Add for Counts {
+    type Output = Counts;
+    fn add(self, o: Counts) -> Counts {
+        Counts {
+            passed: self.passed + o.passed,
+            failed: self.failed + o.failed,
+            skipped: self.skipped + o.skipped,
+        }
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
+}
+
+/// Runs the VM tests and prints the closing line.
 pub fn run(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
+    let c = run_counts(ctx, args)?;
+    println!("{c}");
+    Ok(c.ok())
+}
+
+fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
     let started = Instant::now();
     deps::ensure(&ctx.target)?;
     let k = kernel::build(ctx, &args.kernel)?;
@@ -262,7 +304,7 @@ pub fn run(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
                 plan.push(Entry {
                     name: format!("upstream.bpf.{t}"),
                     timeout: Duration::from_secs(args.test_timeout.max(300)),
-                    format: Format::Raw,
+                    format: Format::TestProgs,
                     cwd: tp.dir.clone(),
                     argv: vec![
                         tp.dir.join("test_progs").display().to_string(),
@@ -280,7 +322,7 @@ pub fn run(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
         for e in &plan {
             println!("{}", e.name);
         }
-        return Ok(true);
+        return Ok(Counts::default());
     }
 
     let run_name = format!(
@@ -358,13 +400,25 @@ pub fn run(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
         run_dir.display()
     );
     if args.runner_selftest {
-        let (p, f) = check_runner_selftest(&report);
-        println!("{p} passed, {f} failed, 0 skipped");
-        return Ok(f == 0);
+        let (passed, failed) = check_runner_selftest(&report);
+        return Ok(Counts {
+            passed,
+            failed,
+            skipped: 0,
+        });
     }
     let (p, f, s) = report.counts();
-    println!("{p} passed, {f} failed, {s} skipped");
-    Ok(!report.failed())
+    // An aborted run is a failure even when every reported test passed.
+    let f = if report.aborted.is_some() && f == 0 {
+        1
+    } else {
+        f as usize
+    };
+    Ok(Counts {
+        passed: p as usize,
+        failed: f,
+        skipped: s as usize,
+    })
 }
 
 /// `cargo xtask test`: unprivileged unit tests, then the VM tests.
@@ -379,7 +433,20 @@ pub fn test(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
         bail!("unit tests failed");
     }
     stage.done("unit tests passed");
-    run(ctx, args)
+    deps::ensure(&ctx.target)?;
+    let k = kernel::build(ctx, &args.kernel)?;
+    // Generated files are up to date with the patched kernel's headers.
+    crate::bindings::run(&ctx.root, &k.headers, true)?;
+    let selftest = VmtestArgs {
+        runner_selftest: true,
+        filter: vec![],
+        ..args.clone()
+    };
+    let a = run_counts(ctx, &selftest)?;
+    let b = run_counts(ctx, args)?;
+    let total = a + b;
+    println!("{total}");
+    Ok(total.ok())
 }
 
 #[cfg(test)]

@@ -141,7 +141,13 @@ pub fn configure(
     let scratch = build.join(".nkdev-kconfig");
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch)?;
-    let log = log_path(&ctx.target, &format!("kernel-config-{}", profile.name()));
+    let log = log_path(
+        &ctx.target,
+        &format!(
+            "kernel-config-{}",
+            build.file_name().unwrap_or_default().to_string_lossy()
+        ),
+    );
     let _ = fs::remove_file(&log);
     let make = |args: &[&str]| {
         let mut c = Command::new("make");

@@ -120,7 +120,11 @@ pub fn apply(ctx: &Ctx, base: &Base, series: &Series) -> Result<PathBuf> {
                 i + 1,
                 series.patches.len(),
                 base.origin,
-                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .filter(|l| !l.starts_with("hint:"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 rejects
             );
         }
@@ -143,7 +147,8 @@ fn reset(wt: &Path) -> Result<()> {
 /// rejected hunks, so that the error shows exactly what did not fit.
 fn show_rejects(wt: &Path, patch: &Path) -> String {
     let _ = git(wt).args(["apply", "--reject"]).arg(patch).output();
-    let Ok(out) = git_out(wt, &["ls-files", "--others", "--exclude-standard"]) else {
+    // Not --exclude-standard: the kernel's .gitignore ignores *.rej.
+    let Ok(out) = git_out(wt, &["ls-files", "--others"]) else {
         return String::new();
     };
     let mut s = String::new();

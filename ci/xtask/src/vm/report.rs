@@ -71,10 +71,6 @@ impl VmReport {
         c
     }
 
-    pub fn failed(&self) -> bool {
-        self.counts().1 > 0 || self.aborted.is_some()
-    }
-
     /// The merged result as KTAP version 1.
     pub fn to_ktap(&self) -> String {
         let mut s = String::new();

@@ -1,0 +1,137 @@
+//! Tidy rules, run as ordinary tests (`cargo test -p xtask`), in the
+//! manner of rust-analyzer's xtask: formatting, licence headers, sorted
+//! lists, documented commands, no stray top-level files.
+
+#![cfg(test)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if !p.ends_with("target") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            {
+                files(&p, ext, out);
+            }
+        } else if p.to_string_lossy().ends_with(ext) {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn rustfmt_is_clean() {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["fmt", "--all", "--check"])
+        .output()
+        .expect("cargo fmt runs");
+    assert!(
+        out.status.success(),
+        "cargo fmt --check:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn bpf_sources_have_spdx_headers() {
+    let mut v = Vec::new();
+    files(&root().join("bpf"), ".c", &mut v);
+    files(&root().join("bpf"), ".h", &mut v);
+    assert!(!v.is_empty());
+    for p in v {
+        let first = fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            first.contains("SPDX-License-Identifier:"),
+            "{} lacks an SPDX line",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn upstream_test_list_is_sorted_and_unique() {
+    let text = fs::read_to_string(root().join("selftests/upstream/bpf.list")).unwrap();
+    let names: Vec<String> = crate::upstream::parse_list(&text)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        names, sorted,
+        "selftests/upstream/bpf.list must be sorted, without duplicates"
+    );
+}
+
+#[test]
+fn readme_documents_every_xtask_command() {
+    use clap::CommandFactory;
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    for sub in crate::Cli::command().get_subcommands() {
+        let cmd = format!("cargo xtask {}", sub.get_name());
+        assert!(readme.contains(&cmd), "README.md does not mention `{cmd}`");
+    }
+}
+
+#[test]
+fn no_stray_top_level_files() {
+    let allowed = [
+        ".cargo",
+        ".ci",
+        ".git",
+        ".gitignore",
+        "Cargo.lock",
+        "Cargo.toml",
+        "README.md",
+        "bpf",
+        "ci",
+        "kconfigs",
+        "patches",
+        "rust-userspace",
+        "rustfmt.toml",
+        "selftests",
+        "target",
+    ];
+    for e in fs::read_dir(root()).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            allowed.contains(&n.as_str()),
+            "unexpected top-level entry {n:?}: put it where the layout says"
+        );
+    }
+}
+
+#[test]
+fn every_patch_in_series_exists_and_every_patch_is_listed() {
+    let dir = root().join("patches");
+    let series = crate::kernel::series::Series::load(&dir).unwrap();
+    let listed: Vec<PathBuf> = series.patches;
+    for e in fs::read_dir(&dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "patch") {
+            assert!(
+                listed.contains(&p),
+                "{} is not in patches/series",
+                p.display()
+            );
+        }
+    }
+}
