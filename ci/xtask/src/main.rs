@@ -111,6 +111,7 @@ fn main() {
                         profile: kernel::Profile::Vm,
                         kernel_src: None,
                         base_only: false,
+                        config_only: false,
                     };
                     kernel::build(&ctx, &args)?.headers
                 }

@@ -124,6 +124,7 @@ fn check_runner_selftest(report: &vm::VmReport) -> (usize, usize) {
 struct Bins {
     init: PathBuf,
     selftests: PathBuf,
+    nkctl: PathBuf,
 }
 
 fn cargo_build(ctx: &Ctx) -> Result<Bins> {
@@ -150,6 +151,7 @@ fn cargo_build(ctx: &Ctx) -> Result<Bins> {
     Ok(Bins {
         init: dir.join("nk-init"),
         selftests: dir.join("nk-selftests"),
+        nkctl: dir.join("nkctl"),
     })
 }
 
@@ -281,6 +283,8 @@ fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
                     bins.selftests.display().to_string(),
                     "--bpf-dir".into(),
                     bpf_dir.display().to_string(),
+                    "--nkctl".into(),
+                    bins.nkctl.display().to_string(),
                     "--run".into(),
                     case,
                 ],

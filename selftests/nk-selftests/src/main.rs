@@ -17,6 +17,8 @@ use std::path::PathBuf;
 pub struct Ctx {
     /// Where `bpf/*.bpf.o` were built.
     pub bpf_dir: PathBuf,
+    /// The nkctl binary, for the cross-check cases.
+    pub nkctl: Option<PathBuf>,
 }
 
 type CaseFn = fn(&Ctx, &mut harness::Reporter);
@@ -28,10 +30,13 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("netkit_pkt_type", 2, 60, cases::netkit::pkt_type),
     ("redirect_peer", 2, 60, cases::redirect::redirect_peer),
     ("tcx_order", 2, 60, cases::tcx::order),
+    ("netkit_order", 4, 90, cases::tcx::netkit_order),
+    ("tools_iproute2", 1, 60, cases::tools::iproute2),
+    ("tools_bpftool", 1, 60, cases::tools::bpftool),
 ];
 
 fn usage() -> ! {
-    eprintln!("usage: nk-selftests --list | [--bpf-dir DIR] --run CASE");
+    eprintln!("usage: nk-selftests --list | [--bpf-dir DIR] [--nkctl PATH] --run CASE");
     std::process::exit(2);
 }
 
@@ -39,6 +44,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut bpf_dir = PathBuf::from("target/bpf/vm");
     let mut run = None;
+    let mut nkctl = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -51,6 +57,10 @@ fn main() {
             "--bpf-dir" => {
                 i += 1;
                 bpf_dir = args.get(i).map(PathBuf::from).unwrap_or_else(|| usage());
+            }
+            "--nkctl" => {
+                i += 1;
+                nkctl = Some(args.get(i).map(PathBuf::from).unwrap_or_else(|| usage()));
             }
             "--run" => {
                 i += 1;
@@ -65,7 +75,7 @@ fn main() {
         eprintln!("no case {name:?}; --list shows them");
         std::process::exit(2);
     };
-    let ctx = Ctx { bpf_dir };
+    let ctx = Ctx { bpf_dir, nkctl };
     let mut r = harness::Reporter::new(*plan);
     f(&ctx, &mut r);
     std::process::exit(r.exit_code());

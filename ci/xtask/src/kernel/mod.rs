@@ -28,6 +28,9 @@ pub struct KernelArgs {
     /// Build the unpatched base instead of base + patches/series.
     #[arg(long)]
     pub base_only: bool,
+    /// Stop after applying the series and checking the config (no build).
+    #[arg(long)]
+    pub config_only: bool,
 }
 
 /// A built kernel and the artefacts built from its tree.
@@ -132,6 +135,13 @@ pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
         tree: tree.clone(),
         build: build.clone(),
     };
+    if args.config_only {
+        eprintln!(
+            "    config for {dir_name} checked: {}",
+            build.join(".config").display()
+        );
+        return Ok(k);
+    }
     let stamp_file = build.join(".nkdev-build-stamp");
     let stamp = build_stamp(&tree, &build)?;
     let outputs = [

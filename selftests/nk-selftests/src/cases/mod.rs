@@ -2,3 +2,4 @@
 pub mod netkit;
 pub mod redirect;
 pub mod tcx;
+pub mod tools;

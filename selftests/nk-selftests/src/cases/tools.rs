@@ -1,0 +1,227 @@
+//! Cross-checks with the tools kernel developers use: what nkctl creates
+//! and attaches, iproute2 (6.15) and bpftool (7.5) must report the same
+//! way, and pinned links outlive the nkctl process that made them.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::env::{self, Ns};
+use crate::harness::{Reporter, Stop, TResult};
+use crate::{check, check_eq, Ctx};
+
+/// Runs a command inside `ns` (the child inherits the thread's netns).
+fn run_in(ns: &Ns, prog: &str, args: &[&str]) -> Result<String, Stop> {
+    let out = ns.run(|| Command::new(prog).args(args).output())??;
+    if !out.status.success() {
+        return Err(Stop::Fail(format!(
+            "{prog} {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn nkctl(ctx: &Ctx) -> Result<String, Stop> {
+    let p = ctx
+        .nkctl
+        .clone()
+        .ok_or_else(|| Stop::Fail("--nkctl not given".into()))?;
+    Ok(p.display().to_string())
+}
+
+pub fn iproute2(ctx: &Ctx, r: &mut Reporter) {
+    r.sub("ip_link_show_reports_nkctl_netkit", || -> TResult {
+        env::require_root()?;
+        let host = Ns::new()?;
+        let pod = Ns::new()?;
+        let pod_path = format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            pod.fd.as_fd().as_raw_fd()
+        );
+        let nk = nkctl(ctx)?;
+        run_in(
+            &host,
+            &nk,
+            &[
+                "link",
+                "add",
+                "nk0",
+                "--peer",
+                "nk1",
+                "--mode",
+                "l2",
+                "--policy",
+                "forward",
+                "--peer-policy",
+                "blackhole",
+                "--peer-netns",
+                &pod_path,
+            ],
+        )?;
+        let j: Value =
+            serde_json::from_str(&run_in(&host, "ip", &["-j", "-d", "link", "show", "nk0"])?)?;
+        let li = &j[0]["linkinfo"];
+        check_eq!(
+            li["info_kind"].as_str(),
+            Some("netkit"),
+            "kind (ip -j -d link show)"
+        );
+        let d = &li["info_data"];
+        check_eq!(d["mode"].as_str(), Some("l2"), "mode: {d}");
+        check_eq!(d["type"].as_str(), Some("primary"), "type: {d}");
+        check_eq!(d["policy"].as_str(), Some("forward"), "policy: {d}");
+        check_eq!(
+            d["peer_policy"].as_str(),
+            Some("blackhole"),
+            "peer policy: {d}"
+        );
+        let peer: Value =
+            serde_json::from_str(&run_in(&pod, "ip", &["-j", "-d", "link", "show", "nk1"])?)?;
+        check_eq!(
+            peer[0]["linkinfo"]["info_data"]["type"].as_str(),
+            Some("peer"),
+            "peer type"
+        );
+        // Our own table must agree.
+        let table = run_in(&host, &nk, &["link", "show", "nk0"])?;
+        check!(
+            table.contains("netkit") && table.contains("l2") && table.contains("primary"),
+            "nkctl link show:\n{table}"
+        );
+        Ok(())
+    });
+}
+
+pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
+    r.sub(
+        "bpftool_lists_nkctl_links_in_order_and_pins_outlive_nkctl",
+        || -> TResult {
+            env::require_root()?;
+            let p = env::netkit_pair(nk_netlink::NetkitMode::L3)?;
+            let nk = nkctl(ctx)?;
+            let obj = env::bpf_obj(&ctx.bpf_dir, "nk_tcx_order.bpf.o")?
+                .display()
+                .to_string();
+            let dir = format!("/sys/fs/bpf/nkdev-test-{}", std::process::id());
+            std::fs::create_dir_all(&dir)?;
+            let pins: Vec<String> = (1..=3).map(|i| format!("{dir}/l{i}")).collect();
+            let attach = |prog: &str, pin: &str, anchor: &[&str]| -> TResult {
+                let mut a = vec![
+                    "prog",
+                    "attach",
+                    "--dev",
+                    "nk0",
+                    "--hook",
+                    "netkit-primary",
+                    "--obj",
+                    &obj,
+                    "--prog",
+                    prog,
+                    "--pin",
+                    pin,
+                ];
+                a.extend_from_slice(anchor);
+                run_in(&p.host, &nk, &a).map(drop)
+            };
+            let result = (|| -> TResult {
+                attach("nk_order_1", &pins[0], &[])?;
+                attach("nk_order_2", &pins[1], &["--first"])?;
+                attach("nk_order_3", &pins[2], &["--after", &pins[0]])?;
+                // nkctl has exited; the pinned links hold the programs.
+                let q: Value = serde_json::from_str(&run_in(
+                    &p.host,
+                    &nk,
+                    &[
+                        "--json",
+                        "prog",
+                        "query",
+                        "--dev",
+                        "nk0",
+                        "--hook",
+                        "netkit-primary",
+                    ],
+                )?)?;
+                let names: Vec<&str> = q["programs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["name"].as_str())
+                    .collect();
+                check_eq!(
+                    names,
+                    vec!["nk_order_2", "nk_order_1", "nk_order_3"],
+                    "nkctl query order"
+                );
+                let ids: Vec<u64> = q["programs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["prog_id"].as_u64())
+                    .collect();
+                let bt: Value = serde_json::from_str(&run_in(
+                    &p.host,
+                    "bpftool",
+                    &["-j", "net", "show", "dev", "nk0"],
+                )?)?;
+                let entries = bt[0]["tc"].as_array().cloned().unwrap_or_default();
+                let bt_ids: Vec<u64> = entries
+                    .iter()
+                    .filter_map(|e| e["prog_id"].as_u64())
+                    .collect();
+                check_eq!(bt_ids, ids, "bpftool net show order (raw: {bt})");
+                check!(
+                    entries
+                        .iter()
+                        .all(|e| e["kind"].as_str() == Some("netkit/primary")),
+                    "bpftool kinds: {bt}"
+                );
+                Ok(())
+            })();
+            // Detach through nkctl, which also unpins; then nothing is left.
+            for pin in &pins {
+                if std::path::Path::new(pin).exists() {
+                    run_in(
+                        &p.host,
+                        &nk,
+                        &[
+                            "prog",
+                            "detach",
+                            "--dev",
+                            "nk0",
+                            "--hook",
+                            "netkit-primary",
+                            "--pin",
+                            pin,
+                        ],
+                    )?;
+                }
+            }
+            std::fs::remove_dir(&dir)?;
+            result?;
+            let q: Value = serde_json::from_str(&run_in(
+                &p.host,
+                &nk,
+                &[
+                    "--json",
+                    "prog",
+                    "query",
+                    "--dev",
+                    "nk0",
+                    "--hook",
+                    "netkit-primary",
+                ],
+            )?)?;
+            check_eq!(
+                q["programs"].as_array().map(|a| a.len()),
+                Some(0),
+                "after detach"
+            );
+            Ok(())
+        },
+    );
+}
