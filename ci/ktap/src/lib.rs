@@ -74,8 +74,11 @@ impl Document {
     }
 }
 
+/// A parsed result line: (ok, number, name, directive keyword and text).
+pub type ResultLine = (bool, u32, String, Option<(String, String)>);
+
 /// Parses a result line (without indentation): `ok 3 name # SKIP why`.
-pub fn parse_result_line(line: &str) -> Option<(bool, u32, String, Option<(String, String)>)> {
+pub fn parse_result_line(line: &str) -> Option<ResultLine> {
     let (ok, rest) = if let Some(r) = line.strip_prefix("not ok ") {
         (false, r)
     } else if let Some(r) = line.strip_prefix("ok ") {

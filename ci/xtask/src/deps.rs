@@ -131,8 +131,17 @@ const LIBS: &[(&str, &str)] = &[
     ("/usr/src/linux-source-6.12.tar.xz", "linux-source-6.12"),
 ];
 
+/// A tool, the arguments that print its version, the text before the
+/// version, and the minimum (major, minor).
+type MinVersion = (
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    (u32, u32),
+);
+
 /// Minimum versions for tools whose old bookworm builds lack netkit/tcx.
-const MIN_VERSIONS: &[(&str, &[&str], &str, (u32, u32))] = &[
+const MIN_VERSIONS: &[MinVersion] = &[
     ("ip", &["-V"], "iproute2-", (6, 6)),
     ("bpftool", &["version"], "bpftool v", (7, 3)),
     ("qemu-system-x86_64", &["--version"], "version ", (8, 0)),

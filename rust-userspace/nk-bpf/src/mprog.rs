@@ -475,6 +475,47 @@ mod tests {
         insta::assert_snapshot!(text);
     }
 
+    /// Leaves a recognisable pattern in the stack below the caller.
+    #[inline(never)]
+    fn poison_stack() {
+        let mut b = [0xaau8; 8192];
+        std::hint::black_box(&mut b);
+    }
+
+    fn unused_bytes_are_zero(a: &uapi::bpf_attr, used: usize) -> bool {
+        // SAFETY: bpf_attr is plain old data; we read exactly its size.
+        let b = unsafe {
+            std::slice::from_raw_parts(
+                (a as *const uapi::bpf_attr).cast::<u8>(),
+                std::mem::size_of::<uapi::bpf_attr>(),
+            )
+        };
+        b[used..].iter().all(|x| *x == 0)
+    }
+
+    #[test]
+    fn attrs_leave_unused_bytes_zero_even_on_a_dirty_stack() {
+        // The kernel rejects non-zero bytes past a command's last field
+        // with EINVAL; union literals and padded struct copies leak stack
+        // garbage there (both bugs were seen against a real kernel).
+        for _ in 0..4 {
+            poison_stack();
+            let at = AttachPoint::Netkit {
+                ifindex: 9,
+                side: NetkitSide::Peer,
+            };
+            let a = link_create_attr(fake_fd(3), at, Anchor::After(Relative::LinkId(77)), Some(2));
+            assert!(unused_bytes_are_zero(&a, 32), "link_create");
+            poison_stack();
+            let a = prog_attach_attr(fake_fd(3), at, Anchor::First, Some(fake_fd(4)), Some(1));
+            assert!(unused_bytes_are_zero(&a, 32), "prog_attach");
+            poison_stack();
+            let c = std::ffi::CString::new("/sys/fs/bpf/x").unwrap();
+            let a = crate::pin::obj_attr(&c);
+            assert!(unused_bytes_are_zero(&a, 8), "obj");
+        }
+    }
+
     #[test]
     fn stale_revision_error_says_so() {
         let _g = nk_sys::fake::install(|_| Err(std::io::Error::from_raw_os_error(libc::ESTALE)));

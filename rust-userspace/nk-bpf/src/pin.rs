@@ -48,6 +48,16 @@ pub fn check_bpffs(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A zeroed attr with `pathname` set. The obj struct has tail padding
+/// after `path_fd`, which the kernel requires to be zero; assigning a
+/// whole struct value could copy garbage there, so the field is written
+/// in place.
+pub(crate) fn obj_attr(path: &CString) -> uapi::bpf_attr {
+    let mut a = sys::attr();
+    a.__bindgen_anon_4.pathname = path.as_ptr() as u64;
+    a
+}
+
 /// Pins `fd` (a program, map or link) at `path`.
 ///
 /// # Errors
@@ -55,12 +65,8 @@ pub fn check_bpffs(path: &Path) -> Result<()> {
 pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
     check_bpffs(path)?;
     let c = cpath(path)?;
-    let mut a = sys::attr();
-    a.__bindgen_anon_4 = uapi::bpf_attr__bindgen_ty_5 {
-        pathname: c.as_ptr() as u64,
-        bpf_fd: fd.as_fd().as_raw_fd() as u32,
-        ..Default::default()
-    };
+    let mut a = obj_attr(&c);
+    a.__bindgen_anon_4.bpf_fd = fd.as_fd().as_raw_fd() as u32;
     sys::bpf(uapi::BPF_OBJ_PIN, &mut a, || {
         format!("BPF_OBJ_PIN {}", path.display())
     })
@@ -73,11 +79,7 @@ pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
 /// Nothing pinned there, or the kernel's errno.
 pub fn get(path: &Path) -> Result<OwnedFd> {
     let c = cpath(path)?;
-    let mut a = sys::attr();
-    a.__bindgen_anon_4 = uapi::bpf_attr__bindgen_ty_5 {
-        pathname: c.as_ptr() as u64,
-        ..Default::default()
-    };
+    let mut a = obj_attr(&c);
     let fd = sys::bpf(uapi::BPF_OBJ_GET, &mut a, || {
         format!("BPF_OBJ_GET {}", path.display())
     })?;

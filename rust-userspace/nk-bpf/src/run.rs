@@ -28,27 +28,30 @@ pub struct RunOutput {
 pub fn run(prog: &ProgFd, ctx: &mut [u8], data: &[u8]) -> Result<RunOutput> {
     let mut data_out = vec![0u8; if data.is_empty() { 0 } else { data.len() + 256 }];
     let mut a = sys::attr();
-    a.test = uapi::bpf_attr__bindgen_ty_7 {
-        prog_fd: prog.as_fd().as_raw_fd() as u32,
-        data_in: if data.is_empty() {
-            0
-        } else {
-            data.as_ptr() as u64
-        },
-        data_size_in: data.len() as u32,
-        data_out: if data_out.is_empty() {
-            0
-        } else {
-            data_out.as_mut_ptr() as u64
-        },
-        data_size_out: data_out.len() as u32,
-        ctx_in: if ctx.is_empty() {
-            0
-        } else {
-            ctx.as_mut_ptr() as u64
-        },
-        ctx_size_in: ctx.len() as u32,
-        ..Default::default()
+    // The test struct has tail padding that the kernel requires to be
+    // zero: write fields into the zeroed attr instead of assigning a
+    // struct value, which could copy garbage padding.
+    // SAFETY: `a` is zeroed, and every bit pattern is a valid `test`
+    // member (plain integers), so borrowing it mutably is sound.
+    let t = unsafe { &mut a.test };
+    t.prog_fd = prog.as_fd().as_raw_fd() as u32;
+    t.data_size_in = data.len() as u32;
+    t.data_in = if data.is_empty() {
+        0
+    } else {
+        data.as_ptr() as u64
+    };
+    t.data_size_out = data_out.len() as u32;
+    t.data_out = if data_out.is_empty() {
+        0
+    } else {
+        data_out.as_mut_ptr() as u64
+    };
+    t.ctx_size_in = ctx.len() as u32;
+    t.ctx_in = if ctx.is_empty() {
+        0
+    } else {
+        ctx.as_mut_ptr() as u64
     };
     sys::bpf(uapi::BPF_PROG_TEST_RUN, &mut a, || "BPF_PROG_RUN".into())?;
     // SAFETY: the kernel filled the test member we initialised.

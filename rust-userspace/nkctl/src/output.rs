@@ -25,8 +25,8 @@ pub fn links_table(links: &[LinkInfo]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>7}  {:<15}  {:<7}  {:<4}  {:<7}  {:<9}  {:<9}  {:>5}  {:<5}  {}",
-        "IFINDEX", "NAME", "KIND", "MODE", "ROLE", "POLICY", "PEER_POL", "MTU", "STATE", "MAC"
+        "{:>7}  {:<15}  {:<7}  {:<4}  {:<7}  {:<9}  {:<9}  {:>5}  {:<5}  MAC",
+        "IFINDEX", "NAME", "KIND", "MODE", "ROLE", "POLICY", "PEER_POL", "MTU", "STATE"
     );
     for l in links {
         let nk = l.netkit.as_ref();

@@ -105,11 +105,12 @@ impl Reporter {
     pub fn sub(&mut self, name: &str, f: impl FnOnce() -> TResult) {
         self.n += 1;
         let t = Instant::now();
+        let mut reason = None;
         let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
             Ok(Ok(())) => Outcome::Pass,
             Ok(Err(Stop::Skip(why))) => Outcome::Skip(why),
             Ok(Err(Stop::Fail(why))) => {
-                self.w.diag(&why);
+                reason = Some(why);
                 Outcome::Fail
             }
             Err(p) => {
@@ -117,8 +118,7 @@ impl Reporter {
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-                self.w
-                    .diag(&format!("panicked: {}", msg.unwrap_or_default()));
+                reason = Some(format!("panicked: {}", msg.unwrap_or_default()));
                 Outcome::Fail
             }
         };
@@ -129,6 +129,11 @@ impl Reporter {
         }
         self.w
             .diag(&format!("{name}: {:.3}s", t.elapsed().as_secs_f64()));
+        // The reason comes last, right above the result line, where the
+        // host's report looks for it.
+        if let Some(why) = reason {
+            self.w.diag(&why);
+        }
         self.w.result(self.n, name, &outcome);
         print!("{}", self.w.take());
     }
