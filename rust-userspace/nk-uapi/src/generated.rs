@@ -52,7 +52,9 @@ where
     pub fn get(&self, bit_offset: usize, bit_width: u8) -> u64 {
         debug_assert!(bit_width <= 64);
         debug_assert!(bit_offset / 8 < self.storage.as_ref().len());
-        debug_assert!((bit_offset + (bit_width as usize)) / 8 <= self.storage.as_ref().len(),);
+        debug_assert!(
+            (bit_offset + (bit_width as usize)) / 8 <= self.storage.as_ref().len(),
+        );
         let mut val = 0;
         for i in 0..(bit_width as usize) {
             if self.get_bit(i + bit_offset) {
@@ -70,7 +72,9 @@ where
     pub fn set(&mut self, bit_offset: usize, bit_width: u8, val: u64) {
         debug_assert!(bit_width <= 64);
         debug_assert!(bit_offset / 8 < self.storage.as_ref().len());
-        debug_assert!((bit_offset + (bit_width as usize)) / 8 <= self.storage.as_ref().len(),);
+        debug_assert!(
+            (bit_offset + (bit_width as usize)) / 8 <= self.storage.as_ref().len(),
+        );
         for i in 0..(bit_width as usize) {
             let mask = 1 << i;
             let val_bit_is_set = val & mask == mask;
@@ -502,16 +506,29 @@ impl bpf_insn {
         }
     }
     #[inline]
-    pub fn new_bitfield_1(dst_reg: __u8, src_reg: __u8) -> __BindgenBitfieldUnit<[u8; 1usize]> {
+    pub fn new_bitfield_1(
+        dst_reg: __u8,
+        src_reg: __u8,
+    ) -> __BindgenBitfieldUnit<[u8; 1usize]> {
         let mut __bindgen_bitfield_unit: __BindgenBitfieldUnit<[u8; 1usize]> = Default::default();
-        __bindgen_bitfield_unit.set(0usize, 4u8, {
-            let dst_reg: u8 = unsafe { ::core::mem::transmute(dst_reg) };
-            dst_reg as u64
-        });
-        __bindgen_bitfield_unit.set(4usize, 4u8, {
-            let src_reg: u8 = unsafe { ::core::mem::transmute(src_reg) };
-            src_reg as u64
-        });
+        __bindgen_bitfield_unit
+            .set(
+                0usize,
+                4u8,
+                {
+                    let dst_reg: u8 = unsafe { ::core::mem::transmute(dst_reg) };
+                    dst_reg as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                4usize,
+                4u8,
+                {
+                    let src_reg: u8 = unsafe { ::core::mem::transmute(src_reg) };
+                    src_reg as u64
+                },
+            );
         __bindgen_bitfield_unit
     }
 }
@@ -2169,10 +2186,17 @@ impl bpf_prog_info {
     #[inline]
     pub fn new_bitfield_1(gpl_compatible: __u32) -> __BindgenBitfieldUnit<[u8; 4usize]> {
         let mut __bindgen_bitfield_unit: __BindgenBitfieldUnit<[u8; 4usize]> = Default::default();
-        __bindgen_bitfield_unit.set(0usize, 1u8, {
-            let gpl_compatible: u32 = unsafe { ::core::mem::transmute(gpl_compatible) };
-            gpl_compatible as u64
-        });
+        __bindgen_bitfield_unit
+            .set(
+                0usize,
+                1u8,
+                {
+                    let gpl_compatible: u32 = unsafe {
+                        ::core::mem::transmute(gpl_compatible)
+                    };
+                    gpl_compatible as u64
+                },
+            );
         __bindgen_bitfield_unit
     }
     #[inline]
@@ -4460,54 +4484,120 @@ impl inet_diag_sockopt {
         unused: __u8,
     ) -> __BindgenBitfieldUnit<[u8; 2usize]> {
         let mut __bindgen_bitfield_unit: __BindgenBitfieldUnit<[u8; 2usize]> = Default::default();
-        __bindgen_bitfield_unit.set(0usize, 1u8, {
-            let recverr: u8 = unsafe { ::core::mem::transmute(recverr) };
-            recverr as u64
-        });
-        __bindgen_bitfield_unit.set(1usize, 1u8, {
-            let is_icsk: u8 = unsafe { ::core::mem::transmute(is_icsk) };
-            is_icsk as u64
-        });
-        __bindgen_bitfield_unit.set(2usize, 1u8, {
-            let freebind: u8 = unsafe { ::core::mem::transmute(freebind) };
-            freebind as u64
-        });
-        __bindgen_bitfield_unit.set(3usize, 1u8, {
-            let hdrincl: u8 = unsafe { ::core::mem::transmute(hdrincl) };
-            hdrincl as u64
-        });
-        __bindgen_bitfield_unit.set(4usize, 1u8, {
-            let mc_loop: u8 = unsafe { ::core::mem::transmute(mc_loop) };
-            mc_loop as u64
-        });
-        __bindgen_bitfield_unit.set(5usize, 1u8, {
-            let transparent: u8 = unsafe { ::core::mem::transmute(transparent) };
-            transparent as u64
-        });
-        __bindgen_bitfield_unit.set(6usize, 1u8, {
-            let mc_all: u8 = unsafe { ::core::mem::transmute(mc_all) };
-            mc_all as u64
-        });
-        __bindgen_bitfield_unit.set(7usize, 1u8, {
-            let nodefrag: u8 = unsafe { ::core::mem::transmute(nodefrag) };
-            nodefrag as u64
-        });
-        __bindgen_bitfield_unit.set(8usize, 1u8, {
-            let bind_address_no_port: u8 = unsafe { ::core::mem::transmute(bind_address_no_port) };
-            bind_address_no_port as u64
-        });
-        __bindgen_bitfield_unit.set(9usize, 1u8, {
-            let recverr_rfc4884: u8 = unsafe { ::core::mem::transmute(recverr_rfc4884) };
-            recverr_rfc4884 as u64
-        });
-        __bindgen_bitfield_unit.set(10usize, 1u8, {
-            let defer_connect: u8 = unsafe { ::core::mem::transmute(defer_connect) };
-            defer_connect as u64
-        });
-        __bindgen_bitfield_unit.set(11usize, 5u8, {
-            let unused: u8 = unsafe { ::core::mem::transmute(unused) };
-            unused as u64
-        });
+        __bindgen_bitfield_unit
+            .set(
+                0usize,
+                1u8,
+                {
+                    let recverr: u8 = unsafe { ::core::mem::transmute(recverr) };
+                    recverr as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                1usize,
+                1u8,
+                {
+                    let is_icsk: u8 = unsafe { ::core::mem::transmute(is_icsk) };
+                    is_icsk as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                2usize,
+                1u8,
+                {
+                    let freebind: u8 = unsafe { ::core::mem::transmute(freebind) };
+                    freebind as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                3usize,
+                1u8,
+                {
+                    let hdrincl: u8 = unsafe { ::core::mem::transmute(hdrincl) };
+                    hdrincl as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                4usize,
+                1u8,
+                {
+                    let mc_loop: u8 = unsafe { ::core::mem::transmute(mc_loop) };
+                    mc_loop as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                5usize,
+                1u8,
+                {
+                    let transparent: u8 = unsafe { ::core::mem::transmute(transparent) };
+                    transparent as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                6usize,
+                1u8,
+                {
+                    let mc_all: u8 = unsafe { ::core::mem::transmute(mc_all) };
+                    mc_all as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                7usize,
+                1u8,
+                {
+                    let nodefrag: u8 = unsafe { ::core::mem::transmute(nodefrag) };
+                    nodefrag as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                8usize,
+                1u8,
+                {
+                    let bind_address_no_port: u8 = unsafe {
+                        ::core::mem::transmute(bind_address_no_port)
+                    };
+                    bind_address_no_port as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                9usize,
+                1u8,
+                {
+                    let recverr_rfc4884: u8 = unsafe {
+                        ::core::mem::transmute(recverr_rfc4884)
+                    };
+                    recverr_rfc4884 as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                10usize,
+                1u8,
+                {
+                    let defer_connect: u8 = unsafe {
+                        ::core::mem::transmute(defer_connect)
+                    };
+                    defer_connect as u64
+                },
+            );
+        __bindgen_bitfield_unit
+            .set(
+                11usize,
+                5u8,
+                {
+                    let unused: u8 = unsafe { ::core::mem::transmute(unused) };
+                    unused as u64
+                },
+            );
         __bindgen_bitfield_unit
     }
 }

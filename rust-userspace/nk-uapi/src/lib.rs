@@ -11,5 +11,6 @@
 )]
 #![allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 
+#[rustfmt::skip]
 mod generated;
 pub use generated::*;
