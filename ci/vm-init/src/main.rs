@@ -80,6 +80,55 @@ fn mount_fs(
         .map_err(|e| format!("mount {fstype} on {target}: {e}"))
 }
 
+/// Mounts a tmpfs on `t`; host directories in `keep` that lie below `t`
+/// are bind-mounted aside first and moved back on top of the tmpfs.
+fn tmpfs_keeping(t: &str, keep: &[String]) -> Result<(), String> {
+    let inside: Vec<&String> = keep
+        .iter()
+        .filter(|k| Path::new(k.as_str()).starts_with(t))
+        .collect();
+    if inside.iter().any(|k| Path::new(k.as_str()) == Path::new(t)) {
+        // The host path is the mount point itself: leave it read-only.
+        return Ok(());
+    }
+    let mut held = Vec::new();
+    for (i, k) in inside.iter().enumerate() {
+        let hold = format!(
+            "/dev/.nkdev-hold-{}-{i}",
+            t.trim_start_matches('/').replace('/', "-")
+        );
+        fs::create_dir_all(&hold).map_err(|e| format!("mkdir {hold}: {e}"))?;
+        mount(
+            Some(k.as_str()),
+            hold.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind {k} aside: {e}"))?;
+        held.push((hold, *k));
+    }
+    mount_fs(
+        "tmpfs",
+        t,
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    for (hold, k) in held {
+        fs::create_dir_all(k).map_err(|e| format!("mkdir {k}: {e}"))?;
+        mount(
+            Some(hold.as_str()),
+            k.as_str(),
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|e| format!("move {k} back over the tmpfs: {e}"))?;
+    }
+    Ok(())
+}
+
 fn setup_mounts() -> Result<(), String> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs("proc", "/proc", "proc", nosuid, None)?;
@@ -93,15 +142,18 @@ fn setup_mounts() -> Result<(), String> {
             Some("mode=0755"),
         )?;
     }
-    // /root stays visible: the kernel cache (~/.cache/nkdev) lives there.
+    // Host paths the tests need (workspace, target dir, kernel cache) stay
+    // visible even when they sit under a directory that gets a tmpfs.
+    let keep: Vec<String> = cmdline_param("nkdev.keep")
+        .map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
     for t in ["/tmp", "/run", "/var/tmp", "/dev/shm", "/var/log"] {
-        mount_fs(
-            "tmpfs",
-            t,
-            "tmpfs",
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("mode=1777"),
-        )?;
+        tmpfs_keeping(t, &keep)?;
     }
     mount_fs(
         "devpts",

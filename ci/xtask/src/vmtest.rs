@@ -348,6 +348,12 @@ fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
             .collect::<String>(),
     )?;
 
+    for p in [&ctx.root, &ctx.target, &ctx.cache, &plan_path] {
+        let s = p.display().to_string();
+        if s.contains(|c: char| c.is_whitespace() || c == ',') {
+            bail!("{s}: paths passed to the guest on the kernel command line may not contain spaces or commas");
+        }
+    }
     let (accel, why) = vm::qemu::choose_accel(args.kvm, &k.bzimage, &ctx.cache, &run_dir)?;
     eprintln!("==> vm: accelerator {}", why);
     let console = run_dir.join("console.log");
@@ -362,6 +368,7 @@ fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
         cpus: args.cpus,
         accel,
         extra_cmdline: &args.append,
+        keep: vec![ctx.root.clone(), ctx.target.clone(), ctx.cache.clone()],
     };
     let total: u64 = plan.iter().map(|e| e.timeout.as_secs()).sum();
     let limits = Limits {

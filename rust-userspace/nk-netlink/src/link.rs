@@ -284,7 +284,7 @@ impl<'a> NetkitSpec<'a> {
 pub struct NetkitInfo {
     /// This device is the primary.
     pub primary: bool,
-    /// Mode (None if the kernel sent a number we do not know; see `raw`).
+    /// Mode (None if the kernel sent a number we do not know; see `unknown`).
     pub mode: Option<NetkitMode>,
     /// Primary's default verdict.
     pub policy: Option<NetkitPolicy>,

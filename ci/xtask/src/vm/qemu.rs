@@ -50,18 +50,14 @@ pub struct VmSpec<'a> {
     pub cpus: u32,
     pub accel: Accel,
     pub extra_cmdline: &'a str,
+    /// Host directories the guest must see even under its tmpfs mounts.
+    pub keep: Vec<PathBuf>,
 }
 
-pub fn command(spec: &VmSpec) -> Command {
+/// qemu with no default devices, no network, no display, and exiting
+/// instead of rebooting (the guest's reboot ends the run).
+fn base_command() -> Command {
     let mut c = Command::new("qemu-system-x86_64");
-    let cmdline = format!(
-        "console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1 \
-         root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=1048576,cache=loose ro \
-         init={} nkdev.plan={} {}",
-        spec.init.display(),
-        spec.plan.display(),
-        spec.extra_cmdline
-    );
     c.args([
         "-nodefaults",
         "-no-user-config",
@@ -71,6 +67,20 @@ pub fn command(spec: &VmSpec) -> Command {
         "-nic",
         "none",
     ]);
+    c
+}
+
+pub fn command(spec: &VmSpec) -> Command {
+    let mut c = base_command();
+    let cmdline = format!(
+        "console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1 \
+         root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=1048576,cache=loose ro \
+         init={} nkdev.plan={} nkdev.keep={} {}",
+        spec.init.display(),
+        spec.plan.display(),
+        spec.keep.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
+        spec.extra_cmdline
+    );
     match spec.accel {
         Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
         Accel::Tcg => c.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
@@ -212,16 +222,7 @@ fn probe(bzimage: &Path, scratch: &Path) -> Result<Accel> {
     fs::create_dir_all(scratch)?;
     let con: PathBuf = scratch.join("kvm-probe-console.log");
     let _ = fs::remove_file(&con);
-    let mut c = Command::new("qemu-system-x86_64");
-    c.args([
-        "-nodefaults",
-        "-no-user-config",
-        "-no-reboot",
-        "-display",
-        "none",
-        "-nic",
-        "none",
-    ]);
+    let mut c = base_command();
     c.args([
         "-accel", "kvm", "-cpu", "host", "-m", "256", "-machine", "q35",
     ]);

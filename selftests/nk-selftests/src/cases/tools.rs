@@ -25,6 +25,20 @@ fn run_in(ns: &Ns, prog: &str, args: &[&str]) -> Result<String, Stop> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `nkctl --json prog query` for nk0's netkit primary list.
+fn nk_query(ns: &Ns, nk: &str) -> Result<Value, Stop> {
+    let args = [
+        "--json",
+        "prog",
+        "query",
+        "--dev",
+        "nk0",
+        "--hook",
+        "netkit-primary",
+    ];
+    Ok(serde_json::from_str(&run_in(ns, nk, &args)?)?)
+}
+
 fn nkctl(ctx: &Ctx) -> Result<String, Stop> {
     let p = ctx
         .nkctl
@@ -133,19 +147,7 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
                 attach("nk_order_2", &pins[1], &["--first"])?;
                 attach("nk_order_3", &pins[2], &["--after", &pins[0]])?;
                 // nkctl has exited; the pinned links hold the programs.
-                let q: Value = serde_json::from_str(&run_in(
-                    &p.host,
-                    &nk,
-                    &[
-                        "--json",
-                        "prog",
-                        "query",
-                        "--dev",
-                        "nk0",
-                        "--hook",
-                        "netkit-primary",
-                    ],
-                )?)?;
+                let q: Value = nk_query(&p.host, &nk)?;
                 let names: Vec<&str> = q["programs"]
                     .as_array()
                     .into_iter()
@@ -203,19 +205,7 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
             }
             std::fs::remove_dir(&dir)?;
             result?;
-            let q: Value = serde_json::from_str(&run_in(
-                &p.host,
-                &nk,
-                &[
-                    "--json",
-                    "prog",
-                    "query",
-                    "--dev",
-                    "nk0",
-                    "--hook",
-                    "netkit-primary",
-                ],
-            )?)?;
+            let q: Value = nk_query(&p.host, &nk)?;
             check_eq!(
                 q["programs"].as_array().map(|a| a.len()),
                 Some(0),
