@@ -6,10 +6,13 @@
 //! | `kernel`   | base tree + patches/series (git am) + kconfigs + incremental build |
 //! | `vmtest`   | kernel, BPF objects, selftests, reduced test_progs; boot qemu; KTAP |
 //! | `test`     | `cargo test` (unprivileged), then `vmtest` |
+//! | `fuzz`     | cargo-fuzz targets for a fixed budget |
+//! | `bindings` | regenerate / check the uapi bindings |
 
 mod bindings;
 mod bpf;
 mod deps;
+mod fuzz;
 mod kernel;
 mod progress;
 mod tidy;
@@ -78,6 +81,8 @@ enum Cmd {
     Vmtest(vmtest::VmtestArgs),
     /// Unit tests (unprivileged), then vmtest.
     Test(vmtest::VmtestArgs),
+    /// Fuzz the decoders of kernel bytes and the KTAP parser for a fixed budget.
+    Fuzz(fuzz::FuzzArgs),
     /// Regenerate the uapi bindings from the patched kernel's headers.
     Bindings {
         /// Fail if the checked-in bindings differ instead of rewriting them.
@@ -102,6 +107,7 @@ fn main() {
             .map(|_| true),
         Cmd::Vmtest(a) => vmtest::run(&ctx, &a),
         Cmd::Test(a) => vmtest::test(&ctx, &a),
+        Cmd::Fuzz(a) => fuzz::run(&ctx, &a),
         Cmd::Bindings { check, include } => (|| {
             let include = match include {
                 Some(i) => i,
