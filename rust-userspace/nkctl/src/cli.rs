@@ -39,6 +39,17 @@ pub enum Cmd {
     /// tcx and netkit programs.
     #[command(subcommand)]
     Prog(ProgCmd),
+    /// Pod-like endpoints (veth, netkit, netkit-l2), as Cilium sets them up.
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+}
+
+#[derive(Subcommand)]
+pub enum EndpointCmd {
+    /// Create the pair, move the Pod side into its netns, address and route it.
+    Add(crate::endpoint::EndpointAdd),
+    /// Remove an endpoint (its pinned programs, the pair, optionally the netns).
+    Del(crate::endpoint::EndpointDel),
 }
 
 #[derive(Subcommand)]
@@ -279,6 +290,15 @@ pub fn run(cli: Cli) -> Result<String, Error> {
     match cli.cmd {
         Cmd::Link(c) => link(c, cli.json),
         Cmd::Prog(c) => prog(c, cli.json),
+        Cmd::Endpoint(EndpointCmd::Add(a)) => {
+            let e = crate::endpoint::add(&a)?;
+            Ok(if cli.json {
+                output::json(&e)?
+            } else {
+                crate::endpoint::table(&e)
+            })
+        }
+        Cmd::Endpoint(EndpointCmd::Del(d)) => crate::endpoint::del(&d).map(|_| String::new()),
     }
 }
 

@@ -8,10 +8,13 @@
 //! nkctl prog attach --dev DEV --hook tcx-ingress|tcx-egress|netkit-primary|netkit-peer
 //!                   --obj FILE --prog NAME [--first|--last|--before X|--after X] [--expected-revision N] [--pin PATH]
 //! nkctl prog query --dev DEV --hook HOOK [--json]
+//! nkctl endpoint add NAME --mode veth|netkit|netkit-l2 --netns NS --addr CIDR [--bpf OBJ [--prog P]]
+//! nkctl endpoint del NAME [--netns NS]
 //! nkctl prog detach --dev DEV --hook HOOK (--pin PATH | --prog-id ID) [--expected-revision N]
 //! ```
 
 mod cli;
+mod endpoint;
 mod output;
 
 use clap::Parser;

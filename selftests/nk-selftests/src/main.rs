@@ -33,6 +33,7 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("netkit_order", 4, 90, cases::tcx::netkit_order),
     ("tools_iproute2", 1, 60, cases::tools::iproute2),
     ("tools_bpftool", 1, 60, cases::tools::bpftool),
+    ("nkctl_endpoint", 4, 90, cases::tools::endpoint),
 ];
 
 fn usage() -> ! {

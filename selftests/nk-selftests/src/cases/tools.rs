@@ -215,3 +215,137 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
         },
     );
 }
+
+/// `nkctl endpoint` in Cilium's three datapath modes: traffic both ways,
+/// the endpoint program on the right hook, L3's missing MAC shown as
+/// such, and `endpoint del` leaving nothing behind.
+pub fn endpoint(ctx: &Ctx, r: &mut Reporter) {
+    for mode in ["veth", "netkit", "netkit-l2"] {
+        r.sub(
+            &format!("endpoint_{}", mode.replace('-', "_")),
+            || -> TResult {
+                env::require_root()?;
+                let host = Ns::new()?;
+                env::addr(&host, "lo", "10.250.255.1/32")?;
+                let nk = nkctl(ctx)?;
+                let obj = env::bpf_obj(&ctx.bpf_dir, "nk_endpoint.bpf.o")?
+                    .display()
+                    .to_string();
+                let ns_name = format!("nkt-{}-{}", std::process::id(), mode);
+                let out = run_in(
+                    &host,
+                    &nk,
+                    &[
+                        "endpoint",
+                        "add",
+                        "ep0",
+                        "--mode",
+                        mode,
+                        "--netns",
+                        &ns_name,
+                        "--addr",
+                        "10.250.0.2/32",
+                        "--bpf",
+                        &obj,
+                    ],
+                )?;
+                let result = (|| -> TResult {
+                    if mode == "netkit" {
+                        check!(
+                            out.contains("no L2 address"),
+                            "L3 endpoint output explains the missing MAC: {out}"
+                        );
+                    } else {
+                        check!(
+                            out.contains(" mac ") && !out.contains("none"),
+                            "L2 endpoint shows a MAC: {out}"
+                        );
+                    }
+                    let pod = Ns {
+                        fd: nk_netlink::NetnsFd::named(&ns_name)?,
+                    };
+                    let pod_ip = std::net::Ipv4Addr::new(10, 250, 0, 2);
+                    let host_ip = std::net::Ipv4Addr::new(10, 250, 255, 1);
+                    let s = env::listen(&pod, pod_ip)?;
+                    env::send_probes(&host, pod_ip, 2)?;
+                    env::recv_probes(&s, 2)?;
+                    let s = env::listen(&host, host_ip)?;
+                    env::send_probes(&pod, host_ip, 2)?;
+                    env::recv_probes(&s, 2)?;
+                    let hook = if mode == "veth" {
+                        "tcx-ingress"
+                    } else {
+                        "netkit-peer"
+                    };
+                    let q: Value = serde_json::from_str(&run_in(
+                        &host,
+                        &nk,
+                        &["--json", "prog", "query", "--dev", "ep0", "--hook", hook],
+                    )?)?;
+                    check_eq!(
+                        q["programs"][0]["name"].as_str(),
+                        Some("nk_endpoint_fro"),
+                        "program on {hook}: {q}"
+                    );
+                    Ok(())
+                })();
+                run_in(&host, &nk, &["endpoint", "del", "ep0", "--netns", &ns_name])?;
+                result?;
+                check!(
+                    !std::path::Path::new("/run/netns").join(&ns_name).exists(),
+                    "netns removed"
+                );
+                check!(host.rt()?.link_get("ep0").is_err(), "device removed");
+                check!(
+                    !std::path::Path::new("/sys/fs/bpf/nkdev/endpoints/ep0").exists(),
+                    "pins removed"
+                );
+                Ok(())
+            },
+        );
+    }
+    r.sub(
+        "endpoint_bad_input_rejected_before_any_change",
+        || -> TResult {
+            env::require_root()?;
+            let host = Ns::new()?;
+            let nk = nkctl(ctx)?;
+            for (args, want) in [
+                (vec!["--addr", "10.250.0.2"], "needs a prefix length"),
+                (vec!["--addr", "10.250.0.2/40"], "longer than 32"),
+            ] {
+                let mut a = vec![
+                    "endpoint", "add", "ep0", "--mode", "netkit", "--netns", "nkt-bad",
+                ];
+                a.extend(args);
+                let out = host.run(|| Command::new(&nk).args(&a).output())??;
+                let err = String::from_utf8_lossy(&out.stderr);
+                check!(!out.status.success() && err.contains(want), "{a:?}: {err}");
+            }
+            let out = host.run(|| {
+                Command::new(&nk)
+                    .args([
+                        "endpoint",
+                        "add",
+                        "a-name-longer-than-15",
+                        "--mode",
+                        "veth",
+                        "--netns",
+                        "nkt-bad",
+                        "--addr",
+                        "10.1.1.1/32",
+                    ])
+                    .output()
+            })??;
+            check!(
+                String::from_utf8_lossy(&out.stderr).contains("limit is 15"),
+                "long name rejected"
+            );
+            check!(
+                !std::path::Path::new("/run/netns/nkt-bad").exists(),
+                "no netns was created"
+            );
+            Ok(())
+        },
+    );
+}
