@@ -81,6 +81,8 @@ enum Cmd {
     Vmtest(vmtest::VmtestArgs),
     /// Unit tests (unprivileged), then vmtest.
     Test(vmtest::VmtestArgs),
+    /// Benchmarks in the VM (nkctl vs iproute2/bpftool), side by side in one run.
+    Bench(vmtest::BenchArgs),
     /// Fuzz the decoders of kernel bytes and the KTAP parser for a fixed budget.
     Fuzz(fuzz::FuzzArgs),
     /// Regenerate the uapi bindings from the patched kernel's headers.
@@ -108,6 +110,7 @@ fn main() {
         Cmd::Vmtest(a) => vmtest::run(&ctx, &a),
         Cmd::Test(a) => vmtest::test(&ctx, &a),
         Cmd::Fuzz(a) => fuzz::run(&ctx, &a),
+        Cmd::Bench(a) => vmtest::bench(&ctx, &a),
         Cmd::Bindings { check, include } => (|| {
             let include = match include {
                 Some(i) => i,

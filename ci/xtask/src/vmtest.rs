@@ -45,6 +45,62 @@ pub struct VmtestArgs {
     /// against the outcomes the runner must report.
     #[arg(long)]
     pub runner_selftest: bool,
+    /// Set by `cargo xtask bench`: run these benchmarks instead of tests.
+    #[arg(skip)]
+    pub bench: Option<Vec<String>>,
+    /// Set by `cargo xtask bench --size`.
+    #[arg(skip)]
+    pub bench_size: Option<usize>,
+}
+
+/// `cargo xtask bench`: benchmarks in the VM, side by side in one run.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub kernel: KernelArgs,
+    /// Benchmarks to run (default: all).
+    pub names: Vec<String>,
+    /// Problem size (e.g. number of pairs) instead of each benchmark's default.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Accelerator.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub kvm: KvmMode,
+}
+
+/// Runs the benchmarks and prints their metrics.
+pub fn bench(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
+    let args = VmtestArgs {
+        kernel: b.kernel.clone(),
+        kvm: b.kvm,
+        filter: vec![],
+        test_timeout: 900,
+        run_timeout: None,
+        cpus: 2,
+        list: false,
+        append: String::new(),
+        runner_selftest: false,
+        bench: Some(b.names.clone()),
+        bench_size: b.size,
+    };
+    let c = run_counts(ctx, &args)?;
+    println!("{c}");
+    Ok(c.ok())
+}
+
+/// `# bench: <bench> <metric> <value>` lines of a run's KTAP log.
+fn bench_metrics(ktap: &str) -> Vec<(String, String, f64)> {
+    ktap.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("# bench: "))
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((
+                it.next()?.to_string(),
+                it.next()?.to_string(),
+                it.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// The runner self-test: (name, shell command, timeout, expected outcome).
@@ -268,9 +324,51 @@ fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
     if args.runner_selftest {
         plan = runner_selftest_plan();
     }
+    if let Some(names) = &args.bench {
+        let out = Command::new(&bins.selftests).arg("--list-bench").output()?;
+        let all: Vec<(String, u64)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                Some((f.first()?.to_string(), f.get(1)?.parse().ok()?))
+            })
+            .collect();
+        if let Some(n) = names.iter().find(|n| !all.iter().any(|(a, _)| a == *n)) {
+            bail!(
+                "no benchmark {n:?}; there are: {}",
+                all.iter()
+                    .map(|a| a.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for (name, t) in all
+            .into_iter()
+            .filter(|(n, _)| names.is_empty() || names.contains(n))
+        {
+            let mut argv = vec![
+                bins.selftests.display().to_string(),
+                "--bpf-dir".into(),
+                bpf_dir.display().to_string(),
+                "--bench".into(),
+                name.clone(),
+            ];
+            if let Some(s) = args.bench_size {
+                argv.extend(["--size".into(), s.to_string()]);
+            }
+            plan.push(Entry {
+                name: format!("bench.{name}"),
+                timeout: Duration::from_secs(t),
+                format: Format::Ktap,
+                cwd: "/tmp".into(),
+                argv,
+            });
+        }
+    }
+    let only_special = args.runner_selftest || args.bench.is_some();
     for (case, t) in selftest_cases(&bins.selftests)?
         .into_iter()
-        .filter(|_| !args.runner_selftest)
+        .filter(|_| !only_special)
     {
         let name = format!("nk.{case}");
         if selected(args, &name) {
@@ -294,7 +392,7 @@ fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
     let list = upstream::parse_list(&fs::read_to_string(
         ctx.root.join("selftests/upstream/bpf.list"),
     )?)?;
-    if !args.runner_selftest
+    if !only_special
         && list
             .iter()
             .any(|t| selected(args, &format!("upstream.bpf.{}", t.name)))
@@ -410,6 +508,26 @@ fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
         "    results: {}/results.ktap, summary.json, console.log",
         run_dir.display()
     );
+    if args.bench.is_some() {
+        let metrics = bench_metrics(&fs::read_to_string(&ktap_log).unwrap_or_default());
+        println!("{:<14} {:<28} {:>12}", "BENCH", "METRIC", "VALUE");
+        for (b, m, v) in &metrics {
+            println!("{b:<14} {m:<28} {v:>12.4}");
+        }
+        let json: Vec<_> = metrics
+            .iter()
+            .map(|(b, m, v)| serde_json::json!({"bench": b, "metric": m, "value": v}))
+            .collect();
+        let out = ctx.target.join("bench").join(format!("{run_name}.json"));
+        fs::create_dir_all(out.parent().unwrap())?;
+        fs::write(
+            &out,
+            serde_json::to_string_pretty(
+                &serde_json::json!({"accelerator": accel.name(), "kernel": k.release, "metrics": json}),
+            )?,
+        )?;
+        eprintln!("    metrics: {}", out.display());
+    }
     if args.runner_selftest {
         let (passed, failed) = check_runner_selftest(&report);
         return Ok(Counts {
@@ -450,6 +568,7 @@ pub fn test(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
     crate::bindings::run(&ctx.root, &k.headers, true)?;
     let selftest = VmtestArgs {
         runner_selftest: true,
+        bench: None,
         filter: vec![],
         ..args.clone()
     };

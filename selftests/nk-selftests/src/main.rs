@@ -7,6 +7,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod bench;
 mod cases;
 mod env;
 mod harness;
@@ -36,8 +37,16 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("nkctl_endpoint", 4, 90, cases::tools::endpoint),
 ];
 
+type BenchFn = fn(&Ctx, &mut harness::Reporter, usize);
+
+/// (name, default size, timeout seconds, function); run by `cargo xtask bench`.
+const BENCHES: &[(&str, usize, u64, BenchFn)] = &[
+    ("netkit_pairs", 1000, 900, bench::netkit_pairs),
+    ("tcx_attach", 1000, 900, bench::tcx_attach),
+];
+
 fn usage() -> ! {
-    eprintln!("usage: nk-selftests --list | [--bpf-dir DIR] [--nkctl PATH] --run CASE");
+    eprintln!("usage: nk-selftests --list | --list-bench | [--bpf-dir DIR] [--nkctl PATH] (--run CASE | --bench NAME [--size N])");
     std::process::exit(2);
 }
 
@@ -46,9 +55,25 @@ fn main() {
     let mut bpf_dir = PathBuf::from("target/bpf/vm");
     let mut run = None;
     let mut nkctl = None;
+    let mut bench = None;
+    let mut size: Option<usize> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
+            "--list-bench" => {
+                for (n, size, t, _) in BENCHES {
+                    println!("{n}\t{t}\t{size}");
+                }
+                return;
+            }
+            "--bench" => {
+                i += 1;
+                bench = Some(args.get(i).cloned().unwrap_or_else(|| usage()));
+            }
+            "--size" => {
+                i += 1;
+                size = args.get(i).and_then(|s| s.parse().ok());
+            }
             "--list" => {
                 for (n, _, t, _) in CASES {
                     println!("{n}\t{t}");
@@ -70,6 +95,16 @@ fn main() {
             _ => usage(),
         }
         i += 1;
+    }
+    if let Some(b) = bench {
+        let Some((_, default, _, f)) = BENCHES.iter().find(|(n, ..)| *n == b) else {
+            eprintln!("no benchmark {b:?}; --list-bench shows them");
+            std::process::exit(2);
+        };
+        let ctx = Ctx { bpf_dir, nkctl };
+        let mut r = harness::Reporter::new(1);
+        f(&ctx, &mut r, size.unwrap_or(*default));
+        std::process::exit(r.exit_code());
     }
     let name = run.unwrap_or_else(|| usage());
     let Some((_, plan, _, f)) = CASES.iter().find(|(n, ..)| *n == name) else {
