@@ -299,10 +299,14 @@ pub fn del(d: &EndpointDel) -> Result<(), Error> {
 
 pub fn table(e: &Endpoint) -> String {
     format!(
-        "endpoint {} (ifindex {}, {:?}) -> netns {} {} (ifindex {}) {} mac {}{}\n",
+        "endpoint {} (ifindex {}, {}) -> netns {} {} (ifindex {}) {} mac {}{}\n",
         e.name,
         e.ifindex,
-        e.mode,
+        match e.mode {
+            Mode::Veth => "veth",
+            Mode::Netkit => "netkit",
+            Mode::NetkitL2 => "netkit-l2",
+        },
         e.netns,
         e.pod_dev,
         e.pod_ifindex,
@@ -315,4 +319,46 @@ pub fn table(e: &Endpoint) -> String {
             .map(|p| format!(", program pinned at {p}"))
             .unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(mode: Mode, mac: Option<&str>) -> Endpoint {
+        Endpoint {
+            name: "lxc0".into(),
+            ifindex: 7,
+            mode,
+            netns: "pod0".into(),
+            pod_dev: POD_DEV,
+            pod_ifindex: 2,
+            addr: "10.250.0.2/32".into(),
+            pod_mac: mac.map(String::from),
+            pinned: Some(format!("{PIN_ROOT}/lxc0/from-pod")),
+        }
+    }
+
+    #[test]
+    fn endpoint_output_snapshot() {
+        let text = [
+            ep(Mode::Netkit, None),
+            ep(Mode::NetkitL2, Some("02:00:00:00:00:02")),
+            ep(Mode::Veth, Some("aa:bb:cc:00:00:01")),
+        ]
+        .iter()
+        .map(table)
+        .collect::<String>();
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn an_all_zero_mac_is_no_mac() {
+        assert_eq!(mac_of(&Some(vec![0; 6])), None);
+        assert_eq!(mac_of(&None), None);
+        assert_eq!(
+            mac_of(&Some(vec![2, 0, 0, 0, 0, 1])),
+            Some(Mac([2, 0, 0, 0, 0, 1]))
+        );
+    }
 }
