@@ -106,6 +106,26 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
     if !usr.exists() {
         symlink(k.build.join("usr"), &usr)?;
     }
+    // The kernel's build stamp covers the tree's commit and local changes
+    // (so prog_tests/ and progs/ too); with the list it decides whether
+    // test_progs can be out of date.
+    let stamp_file = out.join(".nkdev-stamp");
+    let stamp = format!(
+        "{}\n{}",
+        fs::read_to_string(k.build.join(".nkdev-build-stamp")).unwrap_or_default(),
+        fs::read_to_string(&list_path).unwrap_or_default()
+    );
+    let names: Vec<String> = tests.iter().map(|t| t.name.clone()).collect();
+    if out.join("test_progs").exists()
+        && fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str())
+    {
+        eprintln!("==> upstream: test_progs is up to date ({})", out.display());
+        return Ok(Some(TestProgs {
+            dir: out,
+            tests: names,
+        }));
+    }
+    let _ = fs::remove_file(&stamp_file);
     let log = log_path(
         &ctx.target,
         &format!(
@@ -145,10 +165,11 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
         ])
         .arg(out.join("test_progs"));
     run_logged("make test_progs", &mut c, &log)?;
+    fs::write(&stamp_file, stamp)?;
     stage.done("built");
     Ok(Some(TestProgs {
         dir: out,
-        tests: tests.into_iter().map(|t| t.name).collect(),
+        tests: names,
     }))
 }
 
