@@ -313,12 +313,29 @@ pub fn run(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
     Ok(c.ok())
 }
 
-fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
-    let started = Instant::now();
+/// What every VM run needs, built once per command.
+struct Prepared {
+    k: kernel::Kernel,
+    bins: Bins,
+    bpf_dir: PathBuf,
+}
+
+fn prepare(ctx: &Ctx, args: &VmtestArgs) -> Result<Prepared> {
     deps::ensure(&ctx.target)?;
     let k = kernel::build(ctx, &args.kernel)?;
     let bins = cargo_build(ctx)?;
     let bpf_dir = bpf::build(ctx, &k)?;
+    Ok(Prepared { k, bins, bpf_dir })
+}
+
+fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
+    let p = prepare(ctx, args)?;
+    run_prepared(ctx, args, &p)
+}
+
+fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
+    let started = Instant::now();
+    let Prepared { k, bins, bpf_dir } = p;
 
     let mut plan = Vec::new();
     if args.runner_selftest {
@@ -397,7 +414,7 @@ fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
             .iter()
             .any(|t| selected(args, &format!("upstream.bpf.{}", t.name)))
     {
-        if let Some(tp) = upstream::build(ctx, &k)? {
+        if let Some(tp) = upstream::build(ctx, k)? {
             for t in tp
                 .tests
                 .iter()
@@ -562,18 +579,18 @@ pub fn test(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
         bail!("unit tests failed");
     }
     stage.done("unit tests passed");
-    deps::ensure(&ctx.target)?;
-    let k = kernel::build(ctx, &args.kernel)?;
+    // Kernel, userspace and BPF objects are built once for both VM runs.
+    let p = prepare(ctx, args)?;
     // Generated files are up to date with the patched kernel's headers.
-    crate::bindings::run(&ctx.root, &k.headers, true)?;
+    crate::bindings::run(&ctx.root, &p.k.headers, true)?;
     let selftest = VmtestArgs {
         runner_selftest: true,
         bench: None,
         filter: vec![],
         ..args.clone()
     };
-    let a = run_counts(ctx, &selftest)?;
-    let b = run_counts(ctx, args)?;
+    let a = run_prepared(ctx, &selftest, &p)?;
+    let b = run_prepared(ctx, args, &p)?;
     let total = a + b;
     println!("{total}");
     Ok(total.ok())

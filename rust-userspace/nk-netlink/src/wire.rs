@@ -136,14 +136,6 @@ impl MsgBuilder {
         self.attr(ty | NLA_F_NESTED, &[])
     }
 
-    /// Opens a nested attribute without `NLA_F_NESTED` (for attributes the
-    /// kernel parses as a struct followed by attributes, such as
-    /// `IFLA_NETKIT_PEER_INFO` and `IFLA_INFO_DATA`, as iproute2 sends them).
-    pub fn begin_nest_plain(&mut self, ty: u16) -> &mut Self {
-        self.nests.push(self.buf.len());
-        self.attr(ty, &[])
-    }
-
     /// Closes the innermost nest, fixing up its length.
     pub fn end_nest(&mut self) -> &mut Self {
         let at = self.nests.pop().expect("end_nest without begin_nest");
