@@ -118,6 +118,12 @@ const TOOLS: &[Tool] = &[
         pkg: "bpftool",
         backports: true,
     },
+    // Upstream selftests (tc_redirect) ping through the topologies.
+    Tool {
+        bin: "ping",
+        pkg: "iputils-ping",
+        backports: false,
+    },
 ];
 
 /// Packages that provide headers or libraries, checked by a file they own.

@@ -7,7 +7,9 @@
 //! | `vmtest`   | kernel, BPF objects, selftests, reduced test_progs; boot qemu; KTAP |
 //! | `test`     | `cargo test` (unprivileged), then `vmtest` |
 //! | `fuzz`     | cargo-fuzz targets for a fixed budget |
+//! | `bench`    | benchmarks in the VM; `--compare-base` runs base and patched |
 //! | `bindings` | regenerate / check the uapi bindings |
+//! | `series`   | `check` / `export` / `import` the series for the lists |
 
 mod bindings;
 mod bpf;
@@ -15,6 +17,7 @@ mod deps;
 mod fuzz;
 mod kernel;
 mod progress;
+mod submit;
 mod tidy;
 mod upstream;
 mod vm;
@@ -85,6 +88,9 @@ enum Cmd {
     Bench(vmtest::BenchArgs),
     /// Fuzz the decoders of kernel bytes and the KTAP parser for a fixed budget.
     Fuzz(fuzz::FuzzArgs),
+    /// Prepare the series for the lists: check, export, import.
+    #[command(subcommand)]
+    Series(submit::SeriesCmd),
     /// Regenerate the uapi bindings from the patched kernel's headers.
     Bindings {
         /// Fail if the checked-in bindings differ instead of rewriting them.
@@ -111,6 +117,7 @@ fn main() {
         Cmd::Test(a) => vmtest::test(&ctx, &a),
         Cmd::Fuzz(a) => fuzz::run(&ctx, &a),
         Cmd::Bench(a) => vmtest::bench(&ctx, &a),
+        Cmd::Series(c) => submit::run(&ctx, &c),
         Cmd::Bindings { check, include } => (|| {
             let include = match include {
                 Some(i) => i,

@@ -66,10 +66,17 @@ pub struct BenchArgs {
     /// Accelerator.
     #[arg(long, value_enum, default_value = "auto")]
     pub kvm: KvmMode,
+    /// Also run the benchmarks on the unpatched base kernel, right before
+    /// the patched one, and print both with their ratio.
+    #[arg(long, conflicts_with = "base_only")]
+    pub compare_base: bool,
 }
 
 /// Runs the benchmarks and prints their metrics.
 pub fn bench(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
+    if b.compare_base {
+        return bench_compare(ctx, b);
+    }
     let args = VmtestArgs {
         kernel: b.kernel.clone(),
         kvm: b.kvm,
@@ -86,6 +93,61 @@ pub fn bench(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     let c = run_counts(ctx, &args)?;
     println!("{c}");
     Ok(c.ok())
+}
+
+/// `bench --compare-base`: the same benchmarks on the base kernel, then on
+/// the patched one, in one invocation, with a table of both and the ratio.
+fn bench_compare(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
+    let mut runs = Vec::new();
+    let mut ok = true;
+    for base_only in [true, false] {
+        let mut kernel = b.kernel.clone();
+        kernel.base_only = base_only;
+        let args = VmtestArgs {
+            kernel,
+            kvm: b.kvm,
+            filter: vec![],
+            test_timeout: 900,
+            run_timeout: None,
+            cpus: 2,
+            list: false,
+            append: String::new(),
+            runner_selftest: false,
+            bench: Some(b.names.clone()),
+            bench_size: b.size,
+        };
+        let p = prepare(ctx, &args)?;
+        let (c, m) = run_prepared_full(ctx, &args, &p)?;
+        println!("{} kernel: {c}", if base_only { "base" } else { "patched" });
+        ok &= c.ok();
+        runs.push(m);
+    }
+    println!(
+        "{:<18} {:<22} {:>12} {:>12} {:>8}",
+        "BENCH", "METRIC", "BASE", "PATCHED", "RATIO"
+    );
+    let mut rows = Vec::new();
+    for (bench, metric, patched) in &runs[1] {
+        let base = runs[0]
+            .iter()
+            .find(|(b2, m2, _)| b2 == bench && m2 == metric)
+            .map(|x| x.2);
+        let ratio = base.filter(|v| *v != 0.0).map(|v| patched / v);
+        println!(
+            "{bench:<18} {metric:<22} {:>12} {patched:>12.1} {:>8}",
+            base.map_or("-".into(), |v| format!("{v:.1}")),
+            ratio.map_or("-".into(), |r| format!("{r:.3}"))
+        );
+        rows.push(serde_json::json!({
+            "bench": bench, "metric": metric, "base": base,
+            "patched": patched, "ratio": ratio,
+        }));
+    }
+    let out = ctx.target.join("bench").join("compare-base.json");
+    fs::create_dir_all(out.parent().unwrap())?;
+    fs::write(&out, serde_json::to_string_pretty(&rows)?)?;
+    eprintln!("    comparison: {}", out.display());
+    Ok(ok)
 }
 
 /// `# bench: <bench> <metric> <value>` lines of a run's KTAP log.
@@ -334,6 +396,14 @@ fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
 }
 
 fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
+    Ok(run_prepared_full(ctx, args, p)?.0)
+}
+
+/// A benchmark metric: (bench, metric, value).
+type Metric = (String, String, f64);
+
+/// Runs the plan; also returns the benchmark metrics the run printed.
+fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Counts, Vec<Metric>)> {
     let started = Instant::now();
     let Prepared { k, bins, bpf_dir } = p;
 
@@ -441,7 +511,7 @@ fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
         for e in &plan {
             println!("{}", e.name);
         }
-        return Ok(Counts::default());
+        return Ok((Counts::default(), Vec::new()));
     }
 
     let run_name = format!(
@@ -525,8 +595,9 @@ fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
         "    results: {}/results.ktap, summary.json, console.log",
         run_dir.display()
     );
+    let mut metrics = Vec::new();
     if args.bench.is_some() {
-        let metrics = bench_metrics(&fs::read_to_string(&ktap_log).unwrap_or_default());
+        metrics = bench_metrics(&fs::read_to_string(&ktap_log).unwrap_or_default());
         println!("{:<14} {:<28} {:>12}", "BENCH", "METRIC", "VALUE");
         for (b, m, v) in &metrics {
             println!("{b:<14} {m:<28} {v:>12.4}");
@@ -547,11 +618,12 @@ fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
     }
     if args.runner_selftest {
         let (passed, failed) = check_runner_selftest(&report);
-        return Ok(Counts {
+        let c = Counts {
             passed,
             failed,
             skipped: 0,
-        });
+        };
+        return Ok((c, metrics));
     }
     let (p, f, s) = report.counts();
     // An aborted run is a failure even when every reported test passed.
@@ -560,11 +632,12 @@ fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
     } else {
         f as usize
     };
-    Ok(Counts {
+    let c = Counts {
         passed: p as usize,
         failed: f,
         skipped: s as usize,
-    })
+    };
+    Ok((c, metrics))
 }
 
 /// `cargo xtask test`: unprivileged unit tests, then the VM tests.

@@ -13,14 +13,22 @@ use crate::RtSocket;
 pub const IFNAME_MAX: usize = 15;
 /// `ETH_MIN_MTU` and `ETH_MAX_MTU`.
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
-/// Generic `IFLA_HEADROOM` / `IFLA_TAILROOM` (upstream numbers; dump-only).
-pub const IFLA_HEADROOM: u16 = 68;
+/// Generic `IFLA_HEADROOM` / `IFLA_TAILROOM` (dump-only), from the patched
+/// headers; upstream numbers them the same.
+pub const IFLA_HEADROOM: u16 = uapi::IFLA_HEADROOM as u16;
 /// See [`IFLA_HEADROOM`].
-pub const IFLA_TAILROOM: u16 = 69;
-/// `IFLA_NETKIT_HEADROOM` / `IFLA_NETKIT_TAILROOM` (upstream numbers).
-pub const IFLA_NETKIT_HEADROOM: u16 = 8;
+pub const IFLA_TAILROOM: u16 = uapi::IFLA_TAILROOM as u16;
+/// `IFLA_NETKIT_HEADROOM` / `IFLA_NETKIT_TAILROOM`.
+pub const IFLA_NETKIT_HEADROOM: u16 = uapi::IFLA_NETKIT_HEADROOM as u16;
 /// See [`IFLA_NETKIT_HEADROOM`].
-pub const IFLA_NETKIT_TAILROOM: u16 = 9;
+pub const IFLA_NETKIT_TAILROOM: u16 = uapi::IFLA_NETKIT_TAILROOM as u16;
+
+// The series must keep upstream's numbers (userspace built against newer
+// headers must agree with it); fail the build if a rebase moves them.
+const _: () = assert!(IFLA_HEADROOM == 68 && IFLA_TAILROOM == 69);
+const _: () =
+    assert!(uapi::IFLA_MAX_PACING_OFFLOAD_HORIZON == 66 && uapi::IFLA_NETNS_IMMUTABLE == 67);
+const _: () = assert!(IFLA_NETKIT_HEADROOM == 8 && IFLA_NETKIT_TAILROOM == 9);
 
 /// A 6-byte Ethernet address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -476,6 +484,11 @@ pub struct LinkChange<'a> {
     pub gso_max_size: Option<u32>,
     /// `IFLA_GSO_IPV4_MAX_SIZE`.
     pub gso_ipv4_max_size: Option<u32>,
+    /// `IFLA_NETKIT_HEADROOM` through changelink (netkit primary only,
+    /// needs the nkdev series: upstream fixes it at creation).
+    pub netkit_headroom: Option<u16>,
+    /// `IFLA_NETKIT_TAILROOM`, as `netkit_headroom`.
+    pub netkit_tailroom: Option<u16>,
     /// Move to this netns.
     pub netns: Option<NetnsRef<'a>>,
     /// New name.
@@ -529,6 +542,18 @@ impl LinkChange<'_> {
         }
         if let Some(g) = self.gso_ipv4_max_size {
             m.u32(uapi::IFLA_GSO_IPV4_MAX_SIZE as u16, g);
+        }
+        if self.netkit_headroom.is_some() || self.netkit_tailroom.is_some() {
+            m.begin_nest(uapi::IFLA_LINKINFO as u16);
+            m.str(uapi::IFLA_INFO_KIND as u16, "netkit");
+            m.begin_nest(uapi::IFLA_INFO_DATA as u16);
+            if let Some(h) = self.netkit_headroom {
+                m.u16(IFLA_NETKIT_HEADROOM, h);
+            }
+            if let Some(t) = self.netkit_tailroom {
+                m.u16(IFLA_NETKIT_TAILROOM, t);
+            }
+            m.end_nest().end_nest();
         }
         if let Some(ns) = self.netns {
             put_netns(&mut m, ns);
@@ -734,5 +759,33 @@ mod tests {
         assert_eq!(n.scrub, Some(NetkitScrub::None));
         assert_eq!(n.peer_scrub, Some(NetkitScrub::Default));
         assert_eq!((n.headroom, n.tailroom), (Some(128), Some(32)));
+    }
+
+    #[test]
+    fn netkit_room_change_wire_bytes() {
+        let c = LinkChange {
+            netkit_headroom: Some(160),
+            netkit_tailroom: Some(0),
+            ..Default::default()
+        };
+        let bytes = c.message(7).finish(1);
+        // After the 16-byte nlmsghdr and the 16-byte ifinfomsg (index 7):
+        // IFLA_LINKINFO(18) { IFLA_INFO_KIND(1) "netkit\0",
+        // IFLA_INFO_DATA(2) { IFLA_NETKIT_HEADROOM(8) u16 160,
+        // IFLA_NETKIT_TAILROOM(9) u16 0 } }, little endian. nla_len
+        // excludes the padding to 4 bytes; nests carry NLA_F_NESTED (0x8000).
+        #[rustfmt::skip]
+        let attrs: &[u8] = &[
+            36, 0, 18, 0x80,
+                11, 0, 1, 0, b'n', b'e', b't', b'k', b'i', b't', 0, 0,
+                20, 0, 2, 0x80,
+                    6, 0, 8, 0, 160, 0, 0, 0,
+                    6, 0, 9, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(&bytes[32..], attrs);
+        assert_eq!(i32::from_ne_bytes(bytes[20..24].try_into().unwrap()), 7);
+        let l = LinkInfo::decode(&bytes[wire::NLMSG_HDRLEN..]).unwrap();
+        let n = l.netkit.unwrap();
+        assert_eq!((n.headroom, n.tailroom), (Some(160), Some(0)));
     }
 }

@@ -140,6 +140,13 @@ pub struct LinkSet {
     /// IFLA_GSO_IPV4_MAX_SIZE.
     #[arg(long)]
     pub gso_ipv4_max_size: Option<u32>,
+    /// Needed headroom of both netkit devices (IFLA_NETKIT_HEADROOM; on the
+    /// primary, at runtime: needs the nkdev kernel series).
+    #[arg(long)]
+    pub headroom: Option<u16>,
+    /// Needed tailroom of both netkit devices (IFLA_NETKIT_TAILROOM).
+    #[arg(long)]
+    pub tailroom: Option<u16>,
 }
 
 /// Attach hooks.
@@ -358,6 +365,8 @@ fn link(c: LinkCmd, json: bool) -> Result<String, Error> {
                 up,
                 gso_max_size: a.gso_max_size,
                 gso_ipv4_max_size: a.gso_ipv4_max_size,
+                netkit_headroom: a.headroom,
+                netkit_tailroom: a.tailroom,
                 ..Default::default()
             };
             s.link_set(idx, &change)?;

@@ -25,15 +25,24 @@ pub fn links_table(links: &[LinkInfo]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>7}  {:<15}  {:<7}  {:<4}  {:<7}  {:<9}  {:<9}  {:>5}  {:<5}  MAC",
-        "IFINDEX", "NAME", "KIND", "MODE", "ROLE", "POLICY", "PEER_POL", "MTU", "STATE"
+        "{:>7}  {:<15}  {:<7}  {:<4}  {:<7}  {:<9}  {:<9}  {:>5}  {:>9}  {:<5}  MAC",
+        "IFINDEX",
+        "NAME",
+        "KIND",
+        "MODE",
+        "ROLE",
+        "POLICY",
+        "PEER_POL",
+        "MTU",
+        "HEAD/TAIL",
+        "STATE"
     );
     for l in links {
         let nk = l.netkit.as_ref();
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
-            "{:>7}  {:<15}  {:<7}  {:<4}  {:<7}  {:<9}  {:<9}  {:>5}  {:<5}  {}",
+            "{:>7}  {:<15}  {:<7}  {:<4}  {:<7}  {:<9}  {:<9}  {:>5}  {:>9}  {:<5}  {}",
             l.index,
             l.name,
             opt(l.kind.clone()),
@@ -43,6 +52,12 @@ pub fn links_table(links: &[LinkInfo]) -> String {
             opt(nk.and_then(|n| n.policy).map(|m| m.to_string())),
             opt(nk.and_then(|n| n.peer_policy).map(|m| m.to_string())),
             l.mtu.map(|m| m.to_string()).unwrap_or_default(),
+            // Effective needed head/tailroom (IFLA_HEADROOM/TAILROOM): "-"
+            // on kernels that do not dump them.
+            match (l.headroom, l.tailroom) {
+                (Some(h), Some(t)) => format!("{h}/{t}"),
+                _ => "-".into(),
+            },
             if l.is_up() { "up" } else { "down" },
             mac(&l.address),
         );
@@ -138,6 +153,8 @@ mod tests {
                 peer_policy: Some(NetkitPolicy::Drop),
                 ..Default::default()
             }),
+            headroom: Some(128),
+            tailroom: Some(16),
             ..Default::default()
         };
         let lo = LinkInfo {

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nk_netlink::{NetkitMode, NetkitSpec, NetnsFd, NetnsRef, RtSocket};
+use nk_netlink::{Mac, NetkitMode, NetkitSpec, NetnsFd, NetnsRef, RtSocket};
 
 use crate::harness::{Stop, TResult};
 
@@ -161,4 +161,80 @@ pub fn recv_probes(s: &UdpSocket, n: usize) -> TResult {
         }
     }
     Ok(())
+}
+
+/// `src --veth1/veth0--> host --(bpf_redirect_peer at veth0's tcx
+/// ingress)--> pod nk1`, the way Cilium delivers traffic into a Pod. The
+/// program is not attached yet; `redirect_target` is nk0's ifindex.
+pub struct RedirectTopo {
+    /// Where traffic comes from (the other end of veth0).
+    pub src: Ns,
+    /// Holds veth0 and the netkit primary nk0.
+    pub host: Ns,
+    /// Holds the netkit peer nk1, 10.2.0.2/24.
+    pub pod: Ns,
+    /// nk1's address.
+    pub pod_ip: Ipv4Addr,
+    /// veth0's ifindex in `host`.
+    pub veth0: u32,
+    /// nk0's ifindex in `host`, for the program's config.
+    pub redirect_target: u32,
+}
+
+/// Builds a [`RedirectTopo`] with a netkit pair in `mode`.
+pub fn redirect_topo(mode: NetkitMode) -> Result<RedirectTopo, Stop> {
+    let src = Ns::new()?;
+    let host = Ns::new()?;
+    let pod = Ns::new()?;
+    host.rt()?.veth_add("veth0", "veth1", Some(src.as_ref()))?;
+    let mut spec = NetkitSpec::new("nk0", "nk1", mode);
+    spec.peer.netns = Some(pod.as_ref());
+    host.rt()?.netkit_add(&spec)?;
+    for (ns, dev) in [
+        (&host, "veth0"),
+        (&src, "veth1"),
+        (&host, "nk0"),
+        (&pod, "nk1"),
+    ] {
+        up(ns, dev)?;
+    }
+    addr(&src, "veth1", "10.1.0.1/24")?;
+    addr(&pod, "nk1", "10.2.0.2/24")?;
+    let pod_ip = Ipv4Addr::new(10, 2, 0, 2);
+    let veth0 = host.rt()?.link_get("veth0")?;
+    let veth0_mac = Mac(veth0
+        .address
+        .clone()
+        .unwrap_or_default()
+        .try_into()
+        .map_err(|_| "veth0 MAC")?);
+    let mut s = src.rt()?;
+    let veth1 = s.link_get("veth1")?.index;
+    s.route_add(
+        std::net::IpAddr::V4(Ipv4Addr::new(10, 2, 0, 0)),
+        24,
+        veth1,
+        None,
+    )?;
+    s.neigh_add(veth1, pod_ip.into(), veth0_mac)?;
+    if mode == NetkitMode::L2 {
+        // The frame keeps veth0's MAC as destination; let the pod take it.
+        let nk1 = pod.rt()?.link_get("nk1")?.index;
+        pod.rt()?.link_set(
+            nk1,
+            &nk_netlink::LinkChange {
+                mac: Some(veth0_mac),
+                ..Default::default()
+            },
+        )?;
+    }
+    let redirect_target = host.rt()?.link_get("nk0")?.index;
+    Ok(RedirectTopo {
+        src,
+        host,
+        pod,
+        pod_ip,
+        veth0: veth0.index,
+        redirect_target,
+    })
 }

@@ -35,6 +35,7 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("tools_iproute2", 1, 60, cases::tools::iproute2),
     ("tools_bpftool", 1, 60, cases::tools::bpftool),
     ("nkctl_endpoint", 4, 90, cases::tools::endpoint),
+    ("netkit_runtime", 3, 60, cases::tools::netkit_runtime),
 ];
 
 type BenchFn = fn(&Ctx, &mut harness::Reporter, usize);
@@ -43,6 +44,8 @@ type BenchFn = fn(&Ctx, &mut harness::Reporter, usize);
 const BENCHES: &[(&str, usize, u64, BenchFn)] = &[
     ("netkit_pairs", 1000, 900, bench::netkit_pairs),
     ("tcx_attach", 1000, 900, bench::tcx_attach),
+    ("redirect_peer_pps", 5, 120, bench::redirect_peer_pps),
+    ("tcp_stream", 5, 180, bench::tcp_streams),
 ];
 
 fn usage() -> ! {

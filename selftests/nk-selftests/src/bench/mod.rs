@@ -177,3 +177,238 @@ pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
         Ok(())
     });
 }
+
+/// Sends UDP probes to `dst` with sendmmsg(2) in batches of 64 until `secs`
+/// have passed; returns (packets sent, seconds).
+fn blast(ns: &Ns, dst: std::net::Ipv4Addr, secs: f64) -> Result<(u64, f64), Stop> {
+    let sock = ns.run(|| std::net::UdpSocket::bind("0.0.0.0:0"))??;
+    sock.connect((dst, env::PROBE_PORT))?;
+    let payload = [0u8; 18];
+    let mut iov: Vec<libc::iovec> = (0..64)
+        .map(|_| libc::iovec {
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iov
+        .iter_mut()
+        .map(|v| {
+            // SAFETY: mmsghdr is plain data; all-zero is a valid value
+            // (no name, no control data), and the iovec is set below.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = v;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    let t = Instant::now();
+    let mut sent = 0u64;
+    while t.elapsed().as_secs_f64() < secs {
+        // SAFETY: fd is an open UDP socket owned by `sock`; msgs holds 64
+        // initialised headers whose iovecs point at `payload`, all of which
+        // outlive the call.
+        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENOBUFS) {
+                continue;
+            }
+            return Err(Stop::Fail(format!("sendmmsg: {e}")));
+        }
+        sent += n as u64;
+    }
+    Ok((sent, t.elapsed().as_secs_f64()))
+}
+
+/// bpf_redirect_peer packets per second from tcx ingress of a veth into a
+/// netkit peer (L3), where a tcx program counts and drops them. Run it on
+/// the base and on the patched kernel (`cargo xtask bench --compare-base`):
+/// the series replaces ndo_get_peer_dev() with dev->peer.
+pub fn redirect_peer_pps(ctx: &Ctx, r: &mut Reporter, secs: usize) {
+    r.sub("veth_to_netkit_l3", || -> TResult {
+        env::require_root()?;
+        let t = env::redirect_topo(NetkitMode::L3)?;
+        let obj = Object::load(&env::bpf_obj(&ctx.bpf_dir, "nk_redirect.bpf.o")?)?;
+        let cfg = obj.map("cfg")?;
+        cfg.set_u32(0, t.redirect_target)?;
+        let at = AttachPoint::Tcx {
+            ifindex: t.veth0,
+            dir: Direction::Ingress,
+        };
+        let _redirect = t
+            .host
+            .run(|| mprog::link_create(&obj.prog("nk_redirect_peer")?, at, Anchor::Last, None))??;
+        let nk1 = t.pod.rt()?.link_get("nk1")?.index;
+        let sink_at = AttachPoint::Tcx {
+            ifindex: nk1,
+            dir: Direction::Ingress,
+        };
+        let _sink = t
+            .pod
+            .run(|| mprog::link_create(&obj.prog("nk_sink")?, sink_at, Anchor::Last, None))??;
+        let (sent, elapsed) = blast(&t.src, t.pod_ip, secs as f64)?;
+        let redirected = u64::from(cfg.get_u32(1)?);
+        let sunk = u64::from(cfg.get_u32(2)?);
+        check!(sunk > 0, "nothing reached nk1 (sent {sent})");
+        check!(
+            sunk <= redirected && redirected <= sent,
+            "sent {sent} >= redirected {redirected} >= sunk {sunk} does not hold"
+        );
+        metric("redirect_peer", "pps", sunk as f64 / elapsed);
+        metric("redirect_peer", "sent_pps", sent as f64 / elapsed);
+        Ok(())
+    });
+}
+
+/// Streams bytes over one TCP connection from `client` to `server_ip` in
+/// `server` for `secs`; returns Gbit/s as the receiver counted them.
+fn tcp_stream(
+    client: &Ns,
+    server: &Ns,
+    server_ip: std::net::Ipv4Addr,
+    secs: f64,
+) -> Result<f64, Stop> {
+    use std::io::{Read, Write as _};
+    let listener = server.run(|| std::net::TcpListener::bind((server_ip, 5201)))??;
+    let rx = std::thread::spawn(move || -> std::io::Result<(u64, f64)> {
+        let (mut s, _) = listener.accept()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        let t = Instant::now();
+        loop {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        Ok((total, t.elapsed().as_secs_f64()))
+    });
+    let mut s = client.run(|| std::net::TcpStream::connect((server_ip, 5201)))??;
+    let buf = vec![0x5au8; 1 << 20];
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < secs {
+        s.write_all(&buf)?;
+    }
+    drop(s);
+    let (bytes, elapsed) = rx
+        .join()
+        .map_err(|_| Stop::Fail("receiver thread panicked".into()))??;
+    check!(bytes > 0, "nothing received");
+    Ok(bytes as f64 * 8.0 / elapsed / 1e9)
+}
+
+/// Two Pod-like endpoints made with `nkctl endpoint add` (no BPF: plain
+/// routing through the host), in `mode`; returns (host, podA, podB).
+fn two_pods(ctx: &Ctx, mode: &str, tag: &str) -> Result<(Ns, String, String), Stop> {
+    let host = Ns::new()?;
+    env::addr(&host, "lo", "10.250.255.1/32")?;
+    let nk = ctx
+        .nkctl
+        .clone()
+        .ok_or_else(|| Stop::Fail("--nkctl not given".into()))?;
+    let mut names = Vec::new();
+    for (i, ip) in ["10.250.0.2/32", "10.250.0.3/32"].iter().enumerate() {
+        let ns = format!("nkb-{}-{tag}-{i}", std::process::id());
+        let st = host.run(|| {
+            Command::new(&nk)
+                .args([
+                    "endpoint",
+                    "add",
+                    &format!("ep{i}"),
+                    "--mode",
+                    mode,
+                    "--netns",
+                    &ns,
+                    "--addr",
+                    ip,
+                ])
+                .stdout(Stdio::null())
+                .status()
+        })??;
+        check!(st.success(), "nkctl endpoint add ep{i} --mode {mode}");
+        names.push(ns);
+    }
+    let b = names.pop().unwrap_or_default();
+    let a = names.pop().unwrap_or_default();
+    Ok((host, a, b))
+}
+
+fn del_pods(ctx: &Ctx, host: &Ns, pods: &[&str]) {
+    if let Some(nk) = &ctx.nkctl {
+        for (i, ns) in pods.iter().enumerate() {
+            let _ = host.run(|| {
+                Command::new(nk)
+                    .args(["endpoint", "del", &format!("ep{i}"), "--netns", ns])
+                    .stdout(Stdio::null())
+                    .status()
+            });
+        }
+    }
+}
+
+/// TCP_STREAM, one flow, `secs` each: same-netns loopback, Pod to Pod over
+/// veth, over netkit, and over netkit with BIG TCP (GSO limits 512k set on
+/// the host-side primaries only: the series propagates them to the Pods).
+pub fn tcp_streams(ctx: &Ctx, r: &mut Reporter, secs: usize) {
+    let secs = secs as f64;
+    r.sub("loopback", || -> TResult {
+        env::require_root()?;
+        let ns = Ns::new()?;
+        env::up(&ns, "lo")?;
+        let g = tcp_stream(&ns, &ns, std::net::Ipv4Addr::LOCALHOST, secs)?;
+        metric("tcp_stream", "loopback_gbps", g);
+        Ok(())
+    });
+    for (mode, tag, big) in [
+        ("veth", "veth", false),
+        ("netkit", "netkit", false),
+        ("netkit", "netkit_big_tcp", true),
+    ] {
+        r.sub(&format!("pod_to_pod_{tag}"), || -> TResult {
+            env::require_root()?;
+            let (host, a, b) = two_pods(ctx, mode, tag)?;
+            let result = (|| -> TResult {
+                if big {
+                    let mut s = host.rt()?;
+                    for dev in ["ep0", "ep1"] {
+                        let idx = s.link_get(dev)?.index;
+                        s.link_set(
+                            idx,
+                            &nk_netlink::LinkChange {
+                                gso_max_size: Some(524_280),
+                                gso_ipv4_max_size: Some(524_280),
+                                ..Default::default()
+                            },
+                        )?;
+                    }
+                }
+                let pa = Ns {
+                    fd: nk_netlink::NetnsFd::named(&a)?,
+                };
+                let pb = Ns {
+                    fd: nk_netlink::NetnsFd::named(&b)?,
+                };
+                let eth0 = pa.rt()?.link_get("eth0")?;
+                if big {
+                    check_eq!(
+                        eth0.gso_ipv4_max_size,
+                        Some(524_280),
+                        "Pod's eth0 got BIG TCP from the primary"
+                    );
+                }
+                let g = tcp_stream(&pa, &pb, std::net::Ipv4Addr::new(10, 250, 0, 3), secs)?;
+                metric("tcp_stream", &format!("{tag}_gbps"), g);
+                metric(
+                    "tcp_stream",
+                    &format!("{tag}_pod_gso_max"),
+                    eth0.gso_max_size.unwrap_or(0) as f64,
+                );
+                Ok(())
+            })();
+            del_pods(ctx, &host, &[&a, &b]);
+            result
+        });
+    }
+}

@@ -349,3 +349,133 @@ pub fn endpoint(ctx: &Ctx, r: &mut Reporter) {
         },
     );
 }
+
+/// `nkctl --json link show NAME` inside `ns`.
+fn nk_show(ns: &Ns, nk: &str, name: &str) -> Result<Value, Stop> {
+    let j: Value = serde_json::from_str(&run_in(ns, nk, &["--json", "link", "show", name])?)?;
+    Ok(j.get(0).cloned().unwrap_or(j))
+}
+
+/// Runtime settings of a Pod's netkit made from the host side with nkctl
+/// only (the nkdev series: MTU owned by the primary, head/tailroom by
+/// changelink), checked from inside the Pod's netns.
+pub fn netkit_runtime(ctx: &Ctx, r: &mut Reporter) {
+    for mode in ["l2", "l3"] {
+        r.sub(
+            &format!("{mode}_mtu_set_on_primary_reaches_pod"),
+            || -> TResult {
+                env::require_root()?;
+                let host = Ns::new()?;
+                let pod = Ns::new()?;
+                let pod_path = format!(
+                    "/proc/{}/fd/{}",
+                    std::process::id(),
+                    pod.fd.as_fd().as_raw_fd()
+                );
+                let nk = nkctl(ctx)?;
+                let add = [
+                    "link",
+                    "add",
+                    "nk0",
+                    "--peer",
+                    "nk1",
+                    "--mode",
+                    mode,
+                    "--mtu",
+                    "1400",
+                    "--peer-netns",
+                    &pod_path,
+                ];
+                run_in(&host, &nk, &add)?;
+                let peer = nk_show(&pod, &nk, "nk1")?;
+                if peer["max_mtu"].as_u64() == Some(65535) {
+                    return Err(Stop::Skip(
+                        "kernel without netkit ndo_change_mtu (peer max_mtu is 65535)".into(),
+                    ));
+                }
+                check_eq!(peer["mtu"].as_u64(), Some(1400), "peer inherits: {peer}");
+                check_eq!(peer["max_mtu"].as_u64(), Some(1400), "peer bound: {peer}");
+                run_in(&host, &nk, &["link", "set", "nk0", "--mtu", "9000"])?;
+                let peer = nk_show(&pod, &nk, "nk1")?;
+                check_eq!(peer["mtu"].as_u64(), Some(9000), "raised: {peer}");
+                // The Pod may go lower, never higher; nkctl shows the kernel's
+                // extack.
+                run_in(&pod, &nk, &["link", "set", "nk1", "--mtu", "1280"])?;
+                let out = pod.run(|| {
+                    Command::new(&nk)
+                        .args(["link", "set", "nk1", "--mtu", "9001"])
+                        .output()
+                })??;
+                let err = String::from_utf8_lossy(&out.stderr);
+                check!(!out.status.success(), "peer above primary accepted");
+                check!(
+                    err.contains("mtu greater than device maximum") && err.contains("os error 22"),
+                    "nkctl error: {err}"
+                );
+                let prim = nk_show(&host, &nk, "nk0")?;
+                check_eq!(prim["mtu"].as_u64(), Some(9000), "primary kept: {prim}");
+                Ok(())
+            },
+        );
+    }
+    r.sub("headroom_set_at_runtime_reaches_pod", || -> TResult {
+        env::require_root()?;
+        let host = Ns::new()?;
+        let pod = Ns::new()?;
+        let pod_path = format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            pod.fd.as_fd().as_raw_fd()
+        );
+        let nk = nkctl(ctx)?;
+        let add = [
+            "link",
+            "add",
+            "nk0",
+            "--peer",
+            "nk1",
+            "--mode",
+            "l3",
+            "--peer-netns",
+            &pod_path,
+        ];
+        run_in(&host, &nk, &add)?;
+        let prim = nk_show(&host, &nk, "nk0")?;
+        if prim["headroom"].is_null() {
+            return Err(Stop::Skip(
+                "kernel does not dump IFLA_HEADROOM (nkdev series not applied)".into(),
+            ));
+        }
+        check_eq!(prim["headroom"].as_u64(), Some(0), "default: {prim}");
+        let set = [
+            "link",
+            "set",
+            "nk0",
+            "--headroom",
+            "128",
+            "--tailroom",
+            "16",
+        ];
+        run_in(&host, &nk, &set)?;
+        let peer = nk_show(&pod, &nk, "nk1")?;
+        check_eq!(peer["headroom"].as_u64(), Some(128), "peer: {peer}");
+        check_eq!(peer["tailroom"].as_u64(), Some(16), "peer: {peer}");
+        check_eq!(
+            peer["netkit"]["headroom"].as_u64(),
+            Some(128),
+            "peer: {peer}"
+        );
+        // Only through the primary.
+        let out = pod.run(|| {
+            Command::new(&nk)
+                .args(["link", "set", "nk1", "--headroom", "64"])
+                .output()
+        })??;
+        let err = String::from_utf8_lossy(&out.stderr);
+        check!(
+            !out.status.success() && err.contains("only through the primary device"),
+            "nkctl on the peer: {err}"
+        );
+        Ok(())
+    });
+}

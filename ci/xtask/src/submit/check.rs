@@ -1,0 +1,781 @@
+//! `cargo xtask series check`: what the netdev CI (NIPA) and the bpf
+//! maintainers check on a posted series, run offline, per patch.
+//!
+//! The series is applied to the base in the `patched` worktree (one commit
+//! per patch, as `cargo xtask kernel` does), then every commit is checked
+//! out in turn and built incrementally in the `vm` profile's build
+//! directory. The tip is checked out again at the end, so the build
+//! directory is left warm for `vmtest`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use super::rules::{self, Commit};
+use crate::kernel::base::{git, git_out, BASE_BRANCH};
+use crate::kernel::{self, KernelArgs, Profile};
+use crate::progress::{log_path, print_tail, run_logged, Stage};
+use crate::Ctx;
+
+/// NIPA's checkpatch ignore list (netdev/nipa tests/patch/checkpatch).
+pub const CHECKPATCH_IGNORE: &str =
+    "COMMIT_LOG_LONG_LINE,MACRO_ARG_REUSE,ALLOC_SIZEOF_STRUCT,NO_AUTHOR_SIGN_OFF,GIT_COMMIT_ID,CAMELCASE";
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct CheckArgs {
+    /// A kernel tree to use as the base instead of Debian's linux-source-6.12.
+    #[arg(long, value_name = "DIR")]
+    pub kernel_src: Option<PathBuf>,
+    /// Check from patch N on (1-based); earlier patches are built as the
+    /// starting point but not reported.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub from: usize,
+    /// Parallel make jobs (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Skip the build, W=1 and kdoc checks (reported as not run).
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// The outcome of one check.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", content = "detail", rename_all = "lowercase")]
+pub enum Status {
+    Pass(String),
+    Fail(String),
+    /// Could not run; never counted as passed.
+    Skip(String),
+}
+
+impl Status {
+    fn from_findings(f: rules::Findings, ok: &str) -> Status {
+        if f.is_empty() {
+            Status::Pass(ok.into())
+        } else {
+            Status::Fail(f.join("; "))
+        }
+    }
+    fn word(&self) -> &'static str {
+        match self {
+            Status::Pass(_) => "ok",
+            Status::Fail(_) => "FAIL",
+            Status::Skip(_) => "skip",
+        }
+    }
+    fn detail(&self) -> &str {
+        match self {
+            Status::Pass(d) | Status::Fail(d) | Status::Skip(d) => d,
+        }
+    }
+}
+
+/// One row of the report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Row {
+    /// 1-based patch number, 0 for checks on the whole series.
+    pub patch: usize,
+    pub subject: String,
+    pub check: &'static str,
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+/// Checks the series; returns true when nothing failed.
+pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
+    let started = Instant::now();
+    crate::deps::ensure(&ctx.target)?;
+    let k = kernel::build(
+        ctx,
+        &KernelArgs {
+            profile: Profile::Vm,
+            kernel_src: a.kernel_src.clone(),
+            base_only: false,
+            config_only: true,
+        },
+    )?;
+    let tree = k.tree.clone();
+    let tip = git_out(&tree, &["rev-parse", "HEAD"])?;
+    let shas: Vec<String> = git_out(
+        &tree,
+        &["rev-list", "--reverse", &format!("{BASE_BRANCH}..HEAD")],
+    )?
+    .lines()
+    .map(str::to_string)
+    .collect();
+    let commits: Vec<Commit> = shas
+        .iter()
+        .map(|s| commit(&tree, s))
+        .collect::<Result<_>>()?;
+    let mut rows = series_rows(ctx, &commits);
+    if commits.is_empty() {
+        eprintln!("    the series is empty: nothing to check per patch");
+    }
+    let from = a.from.max(1);
+    // Return to the tip whatever happens, so `patched` matches its stamp.
+    let _restore = Restore {
+        tree: tree.clone(),
+        tip: tip.clone(),
+    };
+    let jobs = a.jobs.map(|j| j.to_string());
+    let mut built_parent = false;
+    for (i, c) in commits.iter().enumerate() {
+        let n = i + 1;
+        if n < from {
+            continue;
+        }
+        let stage = Stage::new(format!(
+            "series check: patch {n}/{} {}",
+            commits.len(),
+            c.subject
+        ));
+        let mut push = |check: &'static str, status: Status| {
+            rows.push(Row {
+                patch: n,
+                subject: c.subject.clone(),
+                check,
+                status,
+            })
+        };
+        let diff = git_out(&tree, &["show", "--format=", "--no-color", &c.sha])?;
+        push(
+            "subject",
+            Status::from_findings(
+                rules::subject(c, &commits),
+                "subsys: summary, <= 75, unique, has a body",
+            ),
+        );
+        push(
+            "signoff",
+            Status::from_findings(rules::signoff(c), "author signed off"),
+        );
+        push("fixes", fixes_status(&tree, c));
+        push(
+            "inline",
+            Status::from_findings(
+                rules::inline_rules(&diff),
+                "no inline in .c; static inline in headers",
+            ),
+        );
+        push("checkpatch", checkpatch(&tree, &c.sha));
+        let touched = touched_files(&tree, &c.sha)?;
+        push("selftests", selftest_lists(&tree, &c.sha, &touched)?);
+        if a.no_build {
+            for check in ["build", "W=1", "kdoc"] {
+                push(check, Status::Skip("--no-build".into()));
+            }
+        } else {
+            // Start from the parent, built: the baseline for W=1 and kdoc.
+            let parent = format!("{}^", c.sha);
+            checkout(&tree, &parent)?;
+            if !built_parent {
+                let st = build(
+                    ctx,
+                    &k.tree,
+                    &k.build,
+                    jobs.as_deref(),
+                    &format!("series-check-{}", n - 1),
+                );
+                if let Status::Fail(e) = &st {
+                    push(
+                        "build",
+                        Status::Fail(format!("the parent of this patch does not build: {e}")),
+                    );
+                    stage.done("parent does not build");
+                    continue;
+                }
+            }
+            let c_files = compiled_c_files(&k.build, &touched);
+            let w1_before = w1_warnings(ctx, &k, &c_files, jobs.as_deref());
+            let kdoc_before = kdoc(&tree, &touched);
+            checkout(&tree, &c.sha)?;
+            let st = build(
+                ctx,
+                &k.tree,
+                &k.build,
+                jobs.as_deref(),
+                &format!("series-check-{n}"),
+            );
+            let ok = matches!(st, Status::Pass(_));
+            built_parent = ok;
+            push("build", st);
+            if ok {
+                let c_files = compiled_c_files(&k.build, &touched);
+                let w1_after = w1_warnings(ctx, &k, &c_files, jobs.as_deref());
+                push(
+                    "W=1",
+                    new_warnings(w1_before, w1_after, &c_files, "W=1 warnings"),
+                );
+                let kdoc_after = kdoc(&tree, &touched);
+                let kdoc_files: Vec<String> = touched
+                    .iter()
+                    .filter(|f| f.ends_with(".c") || f.ends_with(".h"))
+                    .cloned()
+                    .collect();
+                push(
+                    "kdoc",
+                    new_warnings(kdoc_before, kdoc_after, &kdoc_files, "kernel-doc warnings"),
+                );
+            } else {
+                push("W=1", Status::Skip("the patch does not build".into()));
+                push("kdoc", Status::Skip("the patch does not build".into()));
+            }
+        }
+        checkout(&tree, &c.sha)?;
+        push("ynl", ynl(&tree, &touched));
+        push("recipients", recipients(&tree, &c.sha));
+        stage.done("checked");
+    }
+    drop(_restore);
+    report(ctx, &rows, started)
+}
+
+/// Puts the `patched` worktree back at the series' tip.
+struct Restore {
+    tree: PathBuf,
+    tip: String,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Err(e) = checkout(&self.tree, &self.tip) {
+            eprintln!("warning: could not check out the series' tip again: {e:#}");
+        }
+    }
+}
+
+fn checkout(tree: &Path, rev: &str) -> Result<()> {
+    git_out(tree, &["checkout", "-q", "--detach", rev]).map(|_| ())
+}
+
+fn commit(tree: &Path, sha: &str) -> Result<Commit> {
+    let out = git_out(
+        tree,
+        &["log", "-1", "--format=%H%x00%an%x00%ae%x00%s%x00%b", sha],
+    )?;
+    let mut it = out.splitn(5, '\0');
+    let mut next = || it.next().unwrap_or_default().to_string();
+    Ok(Commit {
+        sha: next(),
+        author_name: next(),
+        author_email: next(),
+        subject: next(),
+        body: next(),
+    })
+}
+
+fn touched_files(tree: &Path, sha: &str) -> Result<Vec<String>> {
+    Ok(git_out(
+        tree,
+        &["diff-tree", "--no-commit-id", "--name-only", "-r", sha],
+    )?
+    .lines()
+    .map(str::to_string)
+    .collect())
+}
+
+/// Whole-series checks (patch 0).
+fn series_rows(ctx: &Ctx, commits: &[Commit]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let n = commits.len();
+    rows.push(Row {
+        patch: 0,
+        subject: "(series)".into(),
+        check: "size",
+        status: if n > rules::MAX_PATCHES {
+            Status::Fail(format!(
+                "{n} patches; netdev takes at most {}: split the series",
+                rules::MAX_PATCHES
+            ))
+        } else {
+            Status::Pass(format!("{n} patch(es)"))
+        },
+    });
+    let cover = ctx.root.join("patches").join("cover-letter");
+    let status = if n <= 1 {
+        Status::Pass("single patch: no cover letter needed".into())
+    } else {
+        match fs::read_to_string(&cover) {
+            Ok(t) => {
+                let (subject, body) = super::export::split_cover(&t);
+                if subject.trim().is_empty() || body.trim().is_empty() {
+                    Status::Fail(format!(
+                        "{} needs a subject line and a body",
+                        cover.display()
+                    ))
+                } else {
+                    Status::Pass(format!("patches/cover-letter: {subject}"))
+                }
+            }
+            Err(_) => Status::Fail(format!(
+                "{n} patches but no {}: a series of more than one patch needs a cover letter",
+                cover.display()
+            )),
+        }
+    };
+    rows.push(Row {
+        patch: 0,
+        subject: "(series)".into(),
+        check: "cover-letter",
+        status,
+    });
+    rows
+}
+
+fn fixes_status(tree: &Path, c: &Commit) -> Status {
+    let (mut f, tags) = rules::fixes(c);
+    if tags.is_empty() && f.is_empty() {
+        return Status::Pass("no Fixes: tag".into());
+    }
+    let mut unverified = Vec::new();
+    for t in &tags {
+        let known = git(tree)
+            .args(["cat-file", "-e", &format!("{}^{{commit}}", t.sha)])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !known {
+            unverified.push(t.sha.clone());
+            continue;
+        }
+        let subj = git_out(tree, &["log", "-1", "--format=%s", &t.sha]).unwrap_or_default();
+        if subj != t.subject {
+            f.push(format!(
+                "Fixes: {} names (\"{}\") but that commit is (\"{subj}\")",
+                t.sha, t.subject
+            ));
+        }
+    }
+    if !f.is_empty() {
+        return Status::Fail(f.join("; "));
+    }
+    if unverified.is_empty() {
+        Status::Pass("well formed; subjects match the tree's history".into())
+    } else {
+        Status::Pass(format!(
+            "well formed; {} not in this tree's history (no upstream history in the base), subject not verified",
+            unverified.join(", ")
+        ))
+    }
+}
+
+fn checkpatch(tree: &Path, sha: &str) -> Status {
+    let out = Command::new("perl")
+        .current_dir(tree)
+        .args([
+            "scripts/checkpatch.pl",
+            "--strict",
+            "--max-line-length=80",
+            "--show-types",
+            &format!("--ignore={CHECKPATCH_IGNORE}"),
+            "-g",
+            sha,
+        ])
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => return Status::Skip(format!("cannot run scripts/checkpatch.pl: {e}")),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let total = text
+        .lines()
+        .find(|l| l.starts_with("total:"))
+        .unwrap_or("")
+        .to_string();
+    if total.is_empty() {
+        return Status::Skip(format!(
+            "checkpatch printed no total: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    if total.starts_with("total: 0 errors, 0 warnings, 0 checks") {
+        return Status::Pass(total);
+    }
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("ERROR:") || l.starts_with("WARNING:") || l.starts_with("CHECK:"))
+        .collect();
+    Status::Fail(format!("{total}: {}", problems.join(" | ")))
+}
+
+/// New selftest files are listed in their directory's Makefile (and the
+/// binaries in .gitignore), and the lists the patch touches stay sorted.
+fn selftest_lists(tree: &Path, sha: &str, touched: &[String]) -> Result<Status> {
+    let added: Vec<String> = git_out(
+        tree,
+        &[
+            "diff-tree",
+            "--no-commit-id",
+            "--name-only",
+            "--diff-filter=A",
+            "-r",
+            sha,
+        ],
+    )?
+    .lines()
+    .filter(|f| f.starts_with("tools/testing/selftests/"))
+    .map(str::to_string)
+    .collect();
+    let show =
+        |path: &str| -> Option<String> { git_out(tree, &["show", &format!("{sha}:{path}")]).ok() };
+    let mut f = Vec::new();
+    let mut notes = Vec::new();
+    for file in &added {
+        let rel = file.trim_start_matches("tools/testing/selftests/");
+        let (dir, name) = match rel.rsplit_once('/') {
+            Some(x) => x,
+            None => continue,
+        };
+        if dir.starts_with("bpf/prog_tests") || dir.starts_with("bpf/progs") {
+            notes.push(format!("{name}: found by selftests/bpf's wildcards"));
+            continue;
+        }
+        let top = dir.split('/').next().unwrap_or(dir);
+        let mk_path = format!("tools/testing/selftests/{top}/Makefile");
+        let stem = name.rsplit_once('.').map_or(name, |x| x.0);
+        match show(&mk_path) {
+            Some(mk) if mk.contains(name) || mk.contains(stem) => {}
+            Some(_) => f.push(format!("{file} is not listed in {mk_path}")),
+            None => f.push(format!("{file}: no {mk_path}")),
+        }
+        if name.ends_with(".c") {
+            let gi = show(&format!("tools/testing/selftests/{top}/.gitignore")).unwrap_or_default();
+            if !rules::list_lines(&gi)
+                .iter()
+                .any(|l| l.trim_start_matches('/') == stem)
+            {
+                f.push(format!(
+                    "binary {stem} of {file} is not in selftests/{top}/.gitignore"
+                ));
+            }
+        }
+    }
+    for t in touched
+        .iter()
+        .filter(|t| t.starts_with("tools/testing/selftests/"))
+    {
+        let base = t.rsplit('/').next().unwrap_or(t);
+        let Some(text) = show(t) else { continue };
+        let unsorted = match base {
+            "Makefile" => [
+                "TEST_PROGS",
+                "TEST_GEN_PROGS",
+                "TEST_GEN_FILES",
+                "TEST_FILES",
+            ]
+            .iter()
+            .find_map(|v| {
+                rules::first_unsorted(&rules::makefile_list(&text, v)).map(|p| (v.to_string(), p))
+            }),
+            ".gitignore" | "config" => {
+                rules::first_unsorted(&rules::list_lines(&text)).map(|p| (base.to_string(), p))
+            }
+            _ => None,
+        };
+        if let Some((what, (a, b))) = unsorted {
+            f.push(format!("{t}: {what} is not sorted ({a} before {b})"));
+        }
+    }
+    if !f.is_empty() {
+        return Ok(Status::Fail(f.join("; ")));
+    }
+    Ok(Status::Pass(if added.is_empty() {
+        "no new selftest files".into()
+    } else if notes.is_empty() {
+        format!("{} new file(s) listed", added.len())
+    } else {
+        notes.join("; ")
+    }))
+}
+
+fn build(ctx: &Ctx, tree: &Path, build: &Path, jobs: Option<&str>, log_name: &str) -> Status {
+    let log = log_path(&ctx.target, log_name);
+    let _ = fs::remove_file(&log);
+    let mut cmd = kernel::make(tree, build);
+    if let Some(j) = jobs {
+        cmd.arg(format!("-j{j}"));
+    }
+    cmd.arg("bzImage");
+    let t = Instant::now();
+    match run_logged("make bzImage", &mut cmd, &log) {
+        Ok(()) => Status::Pass(format!("bzImage in {:.0}s", t.elapsed().as_secs_f64())),
+        Err(e) => Status::Fail(format!("{e:#}; log: {}", log.display())),
+    }
+}
+
+/// The touched .c files that this config compiles (their .o exists).
+fn compiled_c_files(build: &Path, touched: &[String]) -> Vec<String> {
+    touched
+        .iter()
+        .filter(|f| f.ends_with(".c") && !f.starts_with("tools/"))
+        .filter(|f| build.join(f.replace(".c", ".o")).exists())
+        .cloned()
+        .collect()
+}
+
+/// Warnings that `make W=1 file.o` prints for each file, normalised.
+fn w1_warnings(ctx: &Ctx, k: &kernel::Kernel, files: &[String], jobs: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in files {
+        let obj = f.replace(".c", ".o");
+        // Force the rebuild: W=1 changes the command line, so kbuild
+        // recompiles the object; the next plain build compiles it again.
+        let mut cmd = kernel::make(&k.tree, &k.build);
+        if let Some(j) = jobs {
+            cmd.arg(format!("-j{j}"));
+        }
+        let o = cmd.arg("W=1").arg(&obj).output();
+        let log = log_path(&ctx.target, "series-check-w1");
+        if let Ok(o) = o {
+            let text = String::from_utf8_lossy(&o.stderr).into_owned();
+            let _ = fs::write(&log, &text);
+            out.extend(
+                text.lines()
+                    .filter(|l| l.contains("warning:"))
+                    .map(rules::normalize_warning),
+            );
+        }
+    }
+    out
+}
+
+/// `scripts/kernel-doc -Wall -none` over the touched C files and headers
+/// that exist at the current checkout.
+fn kdoc(tree: &Path, touched: &[String]) -> Vec<String> {
+    let files: Vec<&String> = touched
+        .iter()
+        .filter(|f| (f.ends_with(".c") || f.ends_with(".h")) && tree.join(f).exists())
+        .collect();
+    if files.is_empty() {
+        return vec![];
+    }
+    let o = Command::new("perl")
+        .current_dir(tree)
+        .arg("scripts/kernel-doc")
+        .args(["-Wall", "-none"])
+        .args(&files)
+        .output();
+    match o {
+        Ok(o) => String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| l.contains("warning") || l.contains("error"))
+            .map(rules::normalize_warning)
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// Warnings after the patch that were not there before (as a multiset).
+fn new_warnings(before: Vec<String>, after: Vec<String>, files: &[String], what: &str) -> Status {
+    if files.is_empty() {
+        return Status::Pass(format!("no file to check for {what}"));
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for w in before {
+        *seen.entry(w).or_default() += 1;
+    }
+    let mut new = Vec::new();
+    for w in after {
+        match seen.get_mut(&w) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => new.push(w),
+        }
+    }
+    if new.is_empty() {
+        Status::Pass(format!("no new {what} in {} file(s)", files.len()))
+    } else {
+        Status::Fail(format!("{} new {what}: {}", new.len(), new.join(" | ")))
+    }
+}
+
+/// A change to a YNL spec: the spec validates against its schema, and
+/// `ynl-regen.sh -f` leaves the tree clean.
+fn ynl(tree: &Path, touched: &[String]) -> Status {
+    let specs: Vec<&String> = touched
+        .iter()
+        .filter(|f| f.starts_with("Documentation/netlink/specs/") && f.ends_with(".yaml"))
+        .collect();
+    if specs.is_empty() {
+        return Status::Pass("no YNL spec changed".into());
+    }
+    let mut f = Vec::new();
+    for s in &specs {
+        let o = Command::new("python3")
+            .current_dir(tree)
+            .args(["tools/net/ynl/cli.py", "--spec", s, "--list-ops"])
+            .output();
+        match o {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                let err = String::from_utf8_lossy(&o.stderr);
+                if err.contains("No module named") {
+                    return Status::Skip(format!("YNL needs python modules: {}", err.trim()));
+                }
+                f.push(format!(
+                    "{s} does not validate: {}",
+                    err.lines().last().unwrap_or("")
+                ));
+            }
+            Err(e) => return Status::Skip(format!("cannot run python3: {e}")),
+        }
+    }
+    let regen = Command::new("tools/net/ynl/ynl-regen.sh")
+        .current_dir(tree)
+        .arg("-f")
+        .output();
+    match regen {
+        Ok(o) if o.status.success() => {
+            let dirty = git_out(tree, &["status", "--porcelain"]).unwrap_or_default();
+            if !dirty.trim().is_empty() {
+                f.push(format!(
+                    "ynl-regen.sh -f changed files: {}",
+                    dirty.trim().replace('\n', ", ")
+                ));
+                let _ = git_out(tree, &["checkout", "-q", "--", "."]);
+                let _ = git_out(tree, &["clean", "-fdq"]);
+            }
+        }
+        Ok(o) => f.push(format!(
+            "ynl-regen.sh -f failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
+        Err(e) => return Status::Skip(format!("cannot run ynl-regen.sh: {e}")),
+    }
+    Status::from_findings(
+        f,
+        &format!(
+            "{} spec(s) validate; ynl-regen.sh -f leaves the tree clean",
+            specs.len()
+        ),
+    )
+}
+
+fn recipients(tree: &Path, sha: &str) -> Status {
+    let patch = match git(tree)
+        .args(["format-patch", "-1", "--stdout", sha])
+        .output()
+    {
+        Ok(o) => o.stdout,
+        Err(e) => return Status::Skip(format!("git format-patch: {e}")),
+    };
+    let tmp = std::env::temp_dir().join(format!("nkdev-gm-{}.patch", std::process::id()));
+    if fs::write(&tmp, &patch).is_err() {
+        return Status::Skip("cannot write a temporary patch file".into());
+    }
+    let o = Command::new("perl")
+        .current_dir(tree)
+        .args([
+            "scripts/get_maintainer.pl",
+            "--no-git",
+            "--no-git-fallback",
+            "--no-rolestats",
+            "--separator",
+            ", ",
+        ])
+        .arg(&tmp)
+        .output();
+    let _ = fs::remove_file(&tmp);
+    match o {
+        Ok(o) if o.status.success() => {
+            let list = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if list.is_empty() {
+                Status::Fail("get_maintainer.pl found no recipient".into())
+            } else {
+                Status::Pass(list)
+            }
+        }
+        Ok(o) => Status::Skip(format!(
+            "get_maintainer.pl failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+        )),
+        Err(e) => Status::Skip(format!("cannot run get_maintainer.pl: {e}")),
+    }
+}
+
+fn report(ctx: &Ctx, rows: &[Row], started: Instant) -> Result<bool> {
+    let dir = ctx.target.join("series-check");
+    fs::create_dir_all(&dir)?;
+    println!("{:>5}  {:<12} {:<5}  DETAIL", "PATCH", "CHECK", "");
+    let mut last = usize::MAX;
+    for r in rows {
+        if r.patch != last {
+            println!(
+                "{}",
+                if r.patch == 0 {
+                    "-- whole series".to_string()
+                } else {
+                    format!("-- {}: {}", r.patch, r.subject)
+                }
+            );
+            last = r.patch;
+        }
+        let detail = r.status.detail();
+        let detail = if detail.len() > 200 && !matches!(r.status, Status::Fail(_)) {
+            format!("{}...", &detail[..detail.floor_char_boundary(200)])
+        } else {
+            detail.to_string()
+        };
+        println!(
+            "{:>5}  {:<12} {:<5}  {detail}",
+            r.patch,
+            r.check,
+            r.status.word()
+        );
+    }
+    // KTAP: one test per row, named patch.check.
+    let mut k = format!("KTAP version 1\n1..{}\n", rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let name = format!("patch{}.{}", r.patch, r.check.replace('=', ""));
+        let line = match &r.status {
+            Status::Pass(_) => format!("ok {} {name}", i + 1),
+            Status::Fail(d) => format!("not ok {} {name}\n# {}", i + 1, d.replace('\n', " ")),
+            Status::Skip(d) => format!("ok {} {name} # SKIP {}", i + 1, d.replace('\n', " ")),
+        };
+        k.push_str(&line);
+        k.push('\n');
+    }
+    fs::write(dir.join("results.ktap"), k)?;
+    fs::write(dir.join("report.json"), serde_json::to_string_pretty(rows)?)
+        .context("writing report.json")?;
+    let failed = rows
+        .iter()
+        .filter(|r| matches!(r.status, Status::Fail(_)))
+        .count();
+    let skipped: Vec<String> = rows
+        .iter()
+        .filter_map(|r| match &r.status {
+            Status::Skip(d) => Some(format!("patch {} {}: {d}", r.patch, r.check)),
+            _ => None,
+        })
+        .collect();
+    let passed = rows.len() - failed - skipped.len();
+    println!(
+        "{passed} passed, {failed} failed, {} not run, in {:.0}s; report: {}",
+        skipped.len(),
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    for s in &skipped {
+        println!("    not run: {s}");
+    }
+    if failed > 0 {
+        if let Some(r) = rows
+            .iter()
+            .find(|r| matches!(&r.status, Status::Fail(d) if d.contains("log: ")))
+        {
+            if let Some(p) = r.status.detail().rsplit("log: ").next() {
+                print_tail(Path::new(p.trim()), 40);
+            }
+        }
+    }
+    Ok(failed == 0)
+}

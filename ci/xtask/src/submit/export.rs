@@ -1,0 +1,411 @@
+//! `series export` (git format-patch for the lists, with a cover letter,
+//! base information and the tree's subject prefix) and `series import`
+//! (refresh patches/ from a developer's kernel tree).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::kernel::base::{git_out, BASE_BRANCH};
+use crate::kernel::{self, KernelArgs, Profile};
+use crate::Ctx;
+
+/// The tree a series is posted for: it becomes the subject prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tree {
+    BpfNext,
+    NetNext,
+    Bpf,
+    Net,
+}
+
+impl Tree {
+    fn name(self) -> &'static str {
+        match self {
+            Tree::BpfNext => "bpf-next",
+            Tree::NetNext => "net-next",
+            Tree::Bpf => "bpf",
+            Tree::Net => "net",
+        }
+    }
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Directory to write the patches to (created; must be empty).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// The tree the series is for, as in `[PATCH bpf-next v2 1/7]`.
+    #[arg(long, value_enum)]
+    pub tree: Tree,
+    /// Version of the posting. v1 carries no version in the subject, as
+    /// netdev and bpf expect.
+    #[arg(long, default_value_t = 1)]
+    pub version: u32,
+    /// A kernel tree to use as the base instead of Debian's linux-source-6.12.
+    #[arg(long, value_name = "DIR")]
+    pub kernel_src: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The developer's kernel git tree.
+    #[arg(long, value_name = "KERNEL_GIT_DIR")]
+    pub from: PathBuf,
+    /// The commits to import, BASE..HEAD.
+    #[arg(value_name = "BASE..HEAD")]
+    pub range: String,
+}
+
+/// Options for `git format-patch` that export and the round-trip test share.
+#[derive(Clone, Debug)]
+pub struct ExportOpts {
+    pub tree: Tree,
+    pub version: u32,
+}
+
+/// Splits patches/cover-letter into its subject line and the rest.
+pub fn split_cover(text: &str) -> (String, String) {
+    let mut lines = text.lines();
+    let subject = lines.next().unwrap_or("").trim().to_string();
+    let rest = lines.collect::<Vec<_>>().join("\n");
+    (subject, rest.trim().to_string())
+}
+
+/// The cover letter's body for version `v`: the text, with the
+/// `Changes in vK:` sections for K <= v only (newest first, as written).
+pub fn cover_body(body: &str, v: u32) -> String {
+    let mut out = Vec::new();
+    let mut keep = true;
+    for l in body.lines() {
+        if let Some(rest) = l.trim().strip_prefix("Changes in v") {
+            let k: u32 = rest
+                .trim_end_matches(':')
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            keep = k <= v;
+        }
+        if keep {
+            out.push(l);
+        }
+    }
+    out.join("\n").trim_end().to_string()
+}
+
+/// `git format-patch` of `base..head` in `repo` into `out`, with the cover
+/// letter filled in when there is more than one patch. Returns the files.
+pub fn export_from(
+    repo: &Path,
+    base: &str,
+    head: &str,
+    out: &Path,
+    o: &ExportOpts,
+    cover: Option<&str>,
+) -> Result<Vec<PathBuf>> {
+    let n: usize = git_out(repo, &["rev-list", "--count", &format!("{base}..{head}")])?
+        .trim()
+        .parse()?;
+    if n == 0 {
+        bail!("the series is empty: nothing to export");
+    }
+    if out.exists() && fs::read_dir(out)?.next().is_some() {
+        bail!(
+            "{} is not empty; export writes into an empty directory",
+            out.display()
+        );
+    }
+    fs::create_dir_all(out)?;
+    let base_sha = git_out(repo, &["rev-parse", base])?.trim().to_string();
+    let mut c = Command::new("git");
+    c.arg("-C").arg(repo).args([
+        "-c",
+        "core.abbrev=12",
+        "format-patch",
+        "-q",
+        "--zero-commit",
+        "--no-signature",
+        "--thread=shallow",
+        &format!("--base={base_sha}"),
+        &format!("--subject-prefix=PATCH {}", o.tree.name()),
+        "-o",
+    ]);
+    c.arg(out);
+    if o.version > 1 {
+        c.arg(format!("--reroll-count={}", o.version));
+    }
+    if n > 1 {
+        c.arg("--cover-letter");
+    }
+    c.arg(format!("{base}..{head}"));
+    let st = c.output()?;
+    if !st.status.success() {
+        bail!("git format-patch: {}", String::from_utf8_lossy(&st.stderr));
+    }
+    let mut files: Vec<PathBuf> = fs::read_dir(out)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+        .collect();
+    files.sort();
+    if n > 1 {
+        let cover_file = files
+            .iter()
+            .find(|p| p.to_string_lossy().contains("0000-cover-letter"))
+            .context("format-patch wrote no cover letter")?;
+        let Some(cover) = cover else {
+            bail!("a series of {n} patches needs a cover letter: write patches/cover-letter (subject line, blank line, body)");
+        };
+        let (subject, body) = split_cover(cover);
+        let text = fs::read_to_string(cover_file)?;
+        if !text.contains("*** SUBJECT HERE ***") || !text.contains("*** BLURB HERE ***") {
+            bail!("unexpected cover letter template from git format-patch");
+        }
+        let text = text
+            .replace("*** SUBJECT HERE ***", &subject)
+            .replace("*** BLURB HERE ***", &cover_body(&body, o.version));
+        fs::write(cover_file, text)?;
+    }
+    Ok(files)
+}
+
+/// `cargo xtask series export`.
+pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
+    let k = kernel::build(
+        ctx,
+        &KernelArgs {
+            profile: Profile::Vm,
+            kernel_src: a.kernel_src.clone(),
+            base_only: false,
+            config_only: true,
+        },
+    )?;
+    let cover = fs::read_to_string(ctx.root.join("patches").join("cover-letter")).ok();
+    let files = export_from(
+        &k.tree,
+        BASE_BRANCH,
+        "HEAD",
+        &a.to,
+        &ExportOpts {
+            tree: a.tree,
+            version: a.version,
+        },
+        cover.as_deref(),
+    )?;
+    if a.kernel_src.is_none() {
+        eprintln!(
+            "note: the base is Debian's tarball, committed locally; its base-commit id means nothing upstream. \
+             Export with --kernel-src <bpf-next checkout> for a base-commit reviewers can use."
+        );
+    }
+    for f in &files {
+        println!("{}", f.display());
+    }
+    Ok(true)
+}
+
+/// Replaces the patches in `patches_dir` with `range` of `from`, and
+/// rewrites `series` (its comment lines are kept). Returns the file names.
+pub fn import_into(patches_dir: &Path, from: &Path, range: &str) -> Result<Vec<String>> {
+    if !range.contains("..") {
+        bail!("{range:?} is not a range: give BASE..HEAD");
+    }
+    if !from.join(".git").exists() && git_out(from, &["rev-parse", "--git-dir"]).is_err() {
+        bail!("{} is not a git tree", from.display());
+    }
+    let n: usize = git_out(from, &["rev-list", "--count", range])
+        .with_context(|| format!("{range} in {}", from.display()))?
+        .trim()
+        .parse()?;
+    if n == 0 {
+        bail!("{range} in {} has no commits", from.display());
+    }
+    let merges = git_out(from, &["rev-list", "--merges", range])?;
+    if !merges.trim().is_empty() {
+        bail!("{range} contains merge commits; a series must be linear");
+    }
+    let tmp = patches_dir.join(".import.tmp");
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp)?;
+    let st = Command::new("git")
+        .arg("-C")
+        .arg(from)
+        .args([
+            "-c",
+            "core.abbrev=12",
+            "format-patch",
+            "-q",
+            "--zero-commit",
+            "--no-signature",
+            "-o",
+        ])
+        .arg(&tmp)
+        .arg(range)
+        .output()?;
+    if !st.status.success() {
+        let _ = fs::remove_dir_all(&tmp);
+        bail!(
+            "git format-patch {range}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+    // Only now touch patches/: nothing is half-done on failure.
+    for e in fs::read_dir(patches_dir)?.flatten() {
+        if e.path().extension().is_some_and(|x| x == "patch") {
+            fs::remove_file(e.path())?;
+        }
+    }
+    let mut names: Vec<String> = fs::read_dir(&tmp)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in &names {
+        fs::rename(tmp.join(n), patches_dir.join(n))?;
+    }
+    fs::remove_dir_all(&tmp)?;
+    let old = fs::read_to_string(patches_dir.join("series")).unwrap_or_default();
+    let mut series: String = old
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for n in &names {
+        series.push_str(n);
+        series.push('\n');
+    }
+    fs::write(patches_dir.join("series"), series)?;
+    Ok(names)
+}
+
+/// `cargo xtask series import`.
+pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<bool> {
+    let names = import_into(&ctx.root.join("patches"), &a.from, &a.range)?;
+    println!("imported {} patch(es) into patches/:", names.len());
+    for n in names {
+        println!("    {n}");
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let st = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=A U Thor", "-c", "user.email=a@example.org"])
+            .args(args)
+            .env("GIT_AUTHOR_DATE", "2026-01-02T03:04:05Z")
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+
+    fn commit_file(dir: &Path, path: &str, text: &str, msg: &str) {
+        let p = dir.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, text).unwrap();
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", msg]);
+    }
+
+    fn without_dates(p: &Path) -> String {
+        fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("Date: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn cover_letter_changelog_up_to_the_version() {
+        let body = "Body.\n\nChanges in v3:\n- c\n\nChanges in v2:\n- b\n";
+        assert_eq!(cover_body(body, 2), "Body.\n\nChanges in v2:\n- b");
+        assert!(cover_body(body, 3).contains("- c"));
+        assert_eq!(split_cover("net: subject\n\nBody\n").0, "net: subject");
+    }
+
+    /// import, then apply and export, gives what format-patch gives from
+    /// the developer's tree directly: byte for byte but for the dates.
+    #[test]
+    fn import_then_export_round_trips() {
+        let t = std::env::temp_dir().join(format!("nkdev-roundtrip-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        let dev = t.join("dev");
+        fs::create_dir_all(&dev).unwrap();
+        git(&dev, &["init", "-q", "-b", "main"]);
+        commit_file(&dev, "drivers/net/netkit.c", "int a;\n", "base");
+        git(&dev, &["tag", "base"]);
+        commit_file(
+            &dev,
+            "drivers/net/netkit.c",
+            "int a;\nint b;\n",
+            "netkit: add b\n\nBecause [reasons], with \"quotes\" and trailing spaces  \n\nSigned-off-by: A U Thor <a@example.org>",
+        );
+        commit_file(
+            &dev,
+            "Documentation/networking/netkit.rst",
+            "netkit\n======\n",
+            "netkit: document it\n\nDocs.\n\nSigned-off-by: A U Thor <a@example.org>",
+        );
+        let patches = t.join("patches");
+        fs::create_dir_all(&patches).unwrap();
+        fs::write(patches.join("series"), "# comment kept\nold.patch\n").unwrap();
+        fs::write(patches.join("old.patch"), "stale").unwrap();
+        let names = import_into(&patches, &dev, "base..main").unwrap();
+        assert_eq!(names.len(), 2);
+        assert!(!patches.join("old.patch").exists());
+        let series = fs::read_to_string(patches.join("series")).unwrap();
+        assert!(series.starts_with("# comment kept\n0001-netkit-add-b.patch\n"));
+
+        // Apply onto the base the way `cargo xtask kernel` does, then export.
+        let applied = t.join("applied");
+        let st = Command::new("git")
+            .args(["clone", "-q", "--branch", "base"])
+            .arg(&dev)
+            .arg(&applied)
+            .output()
+            .unwrap();
+        assert!(st.status.success());
+        git(&applied, &["checkout", "-q", "-b", "work"]);
+        for n in &names {
+            git(
+                &applied,
+                &["am", "-q", "--keep-cr", patches.join(n).to_str().unwrap()],
+            );
+        }
+        let o = ExportOpts {
+            tree: Tree::BpfNext,
+            version: 2,
+        };
+        let cover = "netkit: things\n\nWhy.\n\nChanges in v2:\n- more\n";
+        let a = export_from(&applied, "base", "HEAD", &t.join("a"), &o, Some(cover)).unwrap();
+        let b = export_from(&dev, "base", "main", &t.join("b"), &o, Some(cover)).unwrap();
+        assert_eq!(a.len(), 3);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.file_name(), y.file_name());
+            assert_eq!(without_dates(x), without_dates(y), "{}", x.display());
+        }
+        let cover_text = fs::read_to_string(&a[0]).unwrap();
+        assert!(cover_text.contains("Subject: [PATCH bpf-next v2 0/2] netkit: things"));
+        assert!(cover_text.contains("Changes in v2:\n- more"));
+        assert!(cover_text.contains("base-commit: "));
+        let p1 = fs::read_to_string(&a[1]).unwrap();
+        assert!(p1.contains("Subject: [PATCH bpf-next v2 1/2] netkit: add b"));
+        // Export refuses a non-empty directory; import refuses a non-range.
+        assert!(export_from(&dev, "base", "main", &t.join("b"), &o, Some(cover)).is_err());
+        assert!(import_into(&patches, &dev, "main").is_err());
+        fs::remove_dir_all(&t).unwrap();
+    }
+}
