@@ -135,6 +135,11 @@ const LIBS: &[(&str, &str)] = &[
     ("/usr/include/sys/capability.h", "libcap-dev"),
     ("/usr/lib/llvm-14/lib/libclang.so", "libclang-14-dev"),
     ("/usr/src/linux-source-6.12.tar.xz", "linux-source-6.12"),
+    // `bench` renders its comparisons as PNG charts.
+    (
+        "/usr/lib/python3/dist-packages/matplotlib/__init__.py",
+        "python3-matplotlib",
+    ),
 ];
 
 /// A tool, the arguments that print its version, the text before the

@@ -147,7 +147,37 @@ fn bench_compare(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     fs::create_dir_all(out.parent().unwrap())?;
     fs::write(&out, serde_json::to_string_pretty(&rows)?)?;
     eprintln!("    comparison: {}", out.display());
+    render_charts(ctx, &out);
     Ok(ok)
+}
+
+/// PNG charts of a results file, into `target/bench/charts/`.
+fn render_charts(ctx: &Ctx, json: &std::path::Path) {
+    let out = ctx.target.join("bench").join("charts");
+    // Debian's python3, which python3-matplotlib (installed by `deps`)
+    // belongs to, whatever python3 comes first on PATH.
+    let py = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    match Command::new(py)
+        .arg(ctx.root.join("ci/bench/render.py"))
+        .arg(json)
+        .arg(&out)
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            for l in String::from_utf8_lossy(&o.stdout).lines() {
+                eprintln!("    chart: {l}");
+            }
+        }
+        Ok(o) => eprintln!(
+            "warning: rendering charts failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => eprintln!("warning: cannot run python3 for the charts: {e}"),
+    }
 }
 
 /// `# bench: <bench> <metric> <value>` lines of a run's KTAP log.
@@ -407,6 +437,13 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
     let started = Instant::now();
     let Prepared { k, bins, bpf_dir } = p;
 
+    // KASAN and lockdep under TCG make the debug kernel 8-12x slower
+    // (upstream tc_netkit: 27 s on vm, over 300 s on debug).
+    let slow = if k.profile == kernel::Profile::Debug {
+        8
+    } else {
+        1
+    };
     let mut plan = Vec::new();
     if args.runner_selftest {
         plan = runner_selftest_plan();
@@ -437,6 +474,8 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
                 bins.selftests.display().to_string(),
                 "--bpf-dir".into(),
                 bpf_dir.display().to_string(),
+                "--nkctl".into(),
+                bins.nkctl.display().to_string(),
                 "--bench".into(),
                 name.clone(),
             ];
@@ -445,7 +484,7 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
             }
             plan.push(Entry {
                 name: format!("bench.{name}"),
-                timeout: Duration::from_secs(t),
+                timeout: Duration::from_secs(t * slow),
                 format: Format::Ktap,
                 cwd: "/tmp".into(),
                 argv,
@@ -461,7 +500,7 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
         if selected(args, &name) {
             plan.push(Entry {
                 name,
-                timeout: Duration::from_secs(t.unwrap_or(args.test_timeout)),
+                timeout: Duration::from_secs(t.unwrap_or(args.test_timeout) * slow),
                 format: Format::Ktap,
                 cwd: "/tmp".into(),
                 argv: vec![
@@ -492,7 +531,7 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
             {
                 plan.push(Entry {
                     name: format!("upstream.bpf.{t}"),
-                    timeout: Duration::from_secs(args.test_timeout.max(300)),
+                    timeout: Duration::from_secs(args.test_timeout.max(300) * slow),
                     format: Format::TestProgs,
                     cwd: tp.dir.clone(),
                     argv: vec![
@@ -615,6 +654,7 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
             )?,
         )?;
         eprintln!("    metrics: {}", out.display());
+        render_charts(ctx, &out);
     }
     if args.runner_selftest {
         let (passed, failed) = check_runner_selftest(&report);

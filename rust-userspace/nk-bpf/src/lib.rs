@@ -15,6 +15,7 @@ pub mod object;
 pub mod pin;
 pub mod run;
 mod sys;
+pub mod tracing;
 
 pub use error::{Error, Result};
 pub use fd::{LinkFd, MapFd, ProgFd};

@@ -60,6 +60,16 @@ impl MapFd {
         Ok(u32::from_ne_bytes(v))
     }
 
+    /// `u32 -> u64` lookup, for array maps of 64-bit counters.
+    ///
+    /// # Errors
+    /// As [`MapFd::lookup`].
+    pub fn get_u64(&self, key: u32) -> Result<u64> {
+        let mut v = [0u8; 8];
+        self.lookup(&key.to_ne_bytes(), &mut v)?;
+        Ok(u64::from_ne_bytes(v))
+    }
+
     /// `u32 -> u32` update.
     ///
     /// # Errors

@@ -36,6 +36,7 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("tools_bpftool", 1, 60, cases::tools::bpftool),
     ("nkctl_endpoint", 4, 90, cases::tools::endpoint),
     ("netkit_runtime", 3, 60, cases::tools::netkit_runtime),
+    ("e2e_datapath", 1, 90, cases::e2e::datapath),
 ];
 
 type BenchFn = fn(&Ctx, &mut harness::Reporter, usize);
@@ -46,6 +47,7 @@ const BENCHES: &[(&str, usize, u64, BenchFn)] = &[
     ("tcx_attach", 1000, 900, bench::tcx_attach),
     ("redirect_peer_pps", 5, 120, bench::redirect_peer_pps),
     ("tcp_stream", 5, 180, bench::tcp_streams),
+    ("vxlan_headroom", 5, 120, bench::vxlan_headroom),
 ];
 
 fn usage() -> ! {

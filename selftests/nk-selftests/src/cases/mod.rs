@@ -1,4 +1,5 @@
 //! The cases, grouped by feature.
+pub mod e2e;
 pub mod netkit;
 pub mod redirect;
 pub mod tcx;

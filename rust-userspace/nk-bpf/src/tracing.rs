@@ -1,0 +1,45 @@
+//! fentry/fexit programs (`SEC("fentry/<func>")`): the kernel function was
+//! fixed at load time (libbpf resolved its BTF id), so attaching needs only
+//! the program.
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use nk_sys::uapi;
+
+use crate::error::Result;
+use crate::fd::{owned, LinkFd, ProgFd};
+use crate::sys;
+
+/// Which end of the function the program runs at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trace {
+    /// On entry.
+    Fentry,
+    /// On return.
+    Fexit,
+}
+
+/// The `bpf_attr` for the link (for snapshots).
+pub fn attach_attr(prog: &ProgFd, t: Trace) -> uapi::bpf_attr {
+    let mut a = sys::attr();
+    // sys::attr() zeroed the whole union; writing the fields of its
+    // link_create member in place keeps every other byte zero.
+    a.link_create.__bindgen_anon_1.prog_fd = prog.as_fd().as_raw_fd() as u32;
+    a.link_create.attach_type = match t {
+        Trace::Fentry => uapi::BPF_TRACE_FENTRY,
+        Trace::Fexit => uapi::BPF_TRACE_FEXIT,
+    };
+    a
+}
+
+/// Attaches a loaded fentry/fexit program; it runs until the link closes.
+///
+/// # Errors
+/// The kernel's errno (EINVAL if `t` is not the program's attach type).
+pub fn attach(prog: &ProgFd, t: Trace) -> Result<LinkFd> {
+    let mut a = attach_attr(prog, t);
+    let fd = sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
+        format!("BPF_LINK_CREATE {t:?}")
+    })?;
+    Ok(LinkFd::from_owned(owned(fd)))
+}
