@@ -35,7 +35,11 @@ def main():
         for unit, us in by_unit.items():
             fig, ax = plt.subplots(figsize=(7, 3.2))
             names = [r["metric"][: -(len(unit) + 1)] or r["metric"] for r in us]
-            if "patched" in us[0]:
+            if "patched" in us[0] and not any(r.get("base") for r in us):
+                # Measured on the patched kernel only (the base lacks the
+                # feature): plain bars.
+                us = [dict(r, value=r["patched"]) for r in us]
+            if "patched" in us[0] and any(r.get("base") for r in us):
                 xs = range(len(us))
                 w = 0.38
                 base = [r["base"] or 0 for r in us]

@@ -683,7 +683,12 @@ fn recipients(tree: &Path, sha: &str) -> Status {
     let _ = fs::remove_file(&tmp);
     match o {
         Ok(o) if o.status.success() => {
-            let list = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            let list = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ");
             if list.is_empty() {
                 Status::Fail("get_maintainer.pl found no recipient".into())
             } else {
