@@ -77,8 +77,17 @@ pub fn bench(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     if b.compare_base {
         return bench_compare(ctx, b);
     }
-    let args = VmtestArgs {
-        kernel: b.kernel.clone(),
+    let c = run_counts(ctx, &bench_args(b, b.kernel.base_only))?;
+    println!("{c}");
+    Ok(c.ok())
+}
+
+/// The VM run of `bench` on the base (`base_only`) or the patched kernel.
+fn bench_args(b: &BenchArgs, base_only: bool) -> VmtestArgs {
+    let mut kernel = b.kernel.clone();
+    kernel.base_only = base_only;
+    VmtestArgs {
+        kernel,
         kvm: b.kvm,
         filter: vec![],
         test_timeout: 900,
@@ -89,10 +98,7 @@ pub fn bench(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
         runner_selftest: false,
         bench: Some(b.names.clone()),
         bench_size: b.size,
-    };
-    let c = run_counts(ctx, &args)?;
-    println!("{c}");
-    Ok(c.ok())
+    }
 }
 
 /// `bench --compare-base`: the same benchmarks on the base kernel, then on
@@ -101,21 +107,7 @@ fn bench_compare(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     let mut runs = Vec::new();
     let mut ok = true;
     for base_only in [true, false] {
-        let mut kernel = b.kernel.clone();
-        kernel.base_only = base_only;
-        let args = VmtestArgs {
-            kernel,
-            kvm: b.kvm,
-            filter: vec![],
-            test_timeout: 900,
-            run_timeout: None,
-            cpus: 2,
-            list: false,
-            append: String::new(),
-            runner_selftest: false,
-            bench: Some(b.names.clone()),
-            bench_size: b.size,
-        };
+        let args = bench_args(b, base_only);
         let p = prepare(ctx, &args)?;
         let (c, m) = run_prepared_full(ctx, &args, &p)?;
         println!("{} kernel: {c}", if base_only { "base" } else { "patched" });

@@ -238,3 +238,42 @@ pub fn redirect_topo(mode: NetkitMode) -> Result<RedirectTopo, Stop> {
         redirect_target,
     })
 }
+
+/// `ip ARGS` inside `ns`, failing with its stderr.
+pub fn ip(ns: &Ns, args: &[&str]) -> TResult {
+    let out = ns.run(|| std::process::Command::new("ip").args(args).output())??;
+    if !out.status.success() {
+        return Err(Stop::Fail(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+impl RedirectTopo {
+    /// Loads `nk_redirect.bpf.o`, points it at nk0 and attaches
+    /// `nk_redirect_peer` at veth0's tcx ingress; returns the object and
+    /// the link (detached when dropped).
+    pub fn attach_redirect(
+        &self,
+        bpf_dir: &Path,
+    ) -> Result<(nk_bpf::Object, nk_bpf::LinkFd), Stop> {
+        let obj = nk_bpf::Object::load(&bpf_obj(bpf_dir, "nk_redirect.bpf.o")?)?;
+        obj.map("cfg")?.set_u32(0, self.redirect_target)?;
+        let at = nk_bpf::AttachPoint::Tcx {
+            ifindex: self.veth0,
+            dir: nk_bpf::Direction::Ingress,
+        };
+        let link = self.host.run(|| {
+            nk_bpf::mprog::link_create(
+                &obj.prog("nk_redirect_peer")?,
+                at,
+                nk_bpf::Anchor::Last,
+                None,
+            )
+        })??;
+        Ok((obj, link))
+    }
+}

@@ -16,8 +16,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::rules::{self, Commit};
+use crate::kernel;
 use crate::kernel::base::{git, git_out, BASE_BRANCH};
-use crate::kernel::{self, KernelArgs, Profile};
 use crate::progress::{log_path, print_tail, run_logged, Stage};
 use crate::Ctx;
 
@@ -89,15 +89,7 @@ pub struct Row {
 pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
     let started = Instant::now();
     crate::deps::ensure(&ctx.target)?;
-    let k = kernel::build(
-        ctx,
-        &KernelArgs {
-            profile: Profile::Vm,
-            kernel_src: a.kernel_src.clone(),
-            base_only: false,
-            config_only: true,
-        },
-    )?;
+    let k = super::applied(ctx, a.kernel_src.as_deref())?;
     let tree = k.tree.clone();
     let tip = git_out(&tree, &["rev-parse", "HEAD"])?;
     let shas: Vec<String> = git_out(

@@ -9,7 +9,6 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::kernel::base::{git_out, BASE_BRANCH};
-use crate::kernel::{self, KernelArgs, Profile};
 use crate::Ctx;
 
 /// The tree a series is posted for: it becomes the subject prefix.
@@ -174,15 +173,7 @@ pub fn export_from(
 
 /// `cargo xtask series export`.
 pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
-    let k = kernel::build(
-        ctx,
-        &KernelArgs {
-            profile: Profile::Vm,
-            kernel_src: a.kernel_src.clone(),
-            base_only: false,
-            config_only: true,
-        },
-    )?;
+    let k = super::applied(ctx, a.kernel_src.as_deref())?;
     let cover = fs::read_to_string(ctx.root.join("patches").join("cover-letter")).ok();
     let files = export_from(
         &k.tree,

@@ -7,9 +7,26 @@ pub mod check;
 pub mod export;
 pub mod rules;
 
+use std::path::Path;
+
 use anyhow::Result;
 
+use crate::kernel::{self, Kernel, KernelArgs, Profile};
 use crate::Ctx;
+
+/// The base with the series applied (one commit per patch) and the `vm`
+/// profile's configured build directory, without building.
+pub fn applied(ctx: &Ctx, kernel_src: Option<&Path>) -> Result<Kernel> {
+    kernel::build(
+        ctx,
+        &KernelArgs {
+            profile: Profile::Vm,
+            kernel_src: kernel_src.map(Path::to_path_buf),
+            base_only: false,
+            config_only: true,
+        },
+    )
+}
 
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum SeriesCmd {

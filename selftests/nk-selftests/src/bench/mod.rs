@@ -229,16 +229,8 @@ pub fn redirect_peer_pps(ctx: &Ctx, r: &mut Reporter, secs: usize) {
     r.sub("veth_to_netkit_l3", || -> TResult {
         env::require_root()?;
         let t = env::redirect_topo(NetkitMode::L3)?;
-        let obj = Object::load(&env::bpf_obj(&ctx.bpf_dir, "nk_redirect.bpf.o")?)?;
+        let (obj, _redirect) = t.attach_redirect(&ctx.bpf_dir)?;
         let cfg = obj.map("cfg")?;
-        cfg.set_u32(0, t.redirect_target)?;
-        let at = AttachPoint::Tcx {
-            ifindex: t.veth0,
-            dir: Direction::Ingress,
-        };
-        let _redirect = t
-            .host
-            .run(|| mprog::link_create(&obj.prog("nk_redirect_peer")?, at, Anchor::Last, None))??;
         let nk1 = t.pod.rt()?.link_get("nk1")?.index;
         let sink_at = AttachPoint::Tcx {
             ifindex: nk1,
@@ -301,44 +293,69 @@ fn tcp_stream(
     Ok(bytes as f64 * 8.0 / elapsed / 1e9)
 }
 
-/// Two Pod-like endpoints made with `nkctl endpoint add` (no BPF: plain
-/// routing through the host), in `mode`; returns (host, podA, podB).
+/// Two Pod-like endpoints made with `nkctl endpoint add` in `mode`, with
+/// the e2e datapath (`bpf/nk_e2e.bpf.c`, as `nk.e2e_datapath` uses it)
+/// forwarding between them: bpf_redirect() from the netkit peer list,
+/// bpf_redirect_peer() from a host-side veth. Returns (host, podA, podB).
 fn two_pods(ctx: &Ctx, mode: &str, tag: &str) -> Result<(Ns, String, String), Stop> {
     let host = Ns::new()?;
     env::addr(&host, "lo", "10.250.255.1/32")?;
-    // Pod to Pod is routed by the host.
-    host.run(|| fs::write("/proc/sys/net/ipv4/ip_forward", "1"))??;
     let nk = ctx
         .nkctl
         .clone()
         .ok_or_else(|| Stop::Fail("--nkctl not given".into()))?;
-    let mut names = Vec::new();
-    for (i, ip) in ["10.250.0.2/32", "10.250.0.3/32"].iter().enumerate() {
-        let ns = format!("nkb-{}-{tag}-{i}", std::process::id());
-        let st = host.run(|| {
-            Command::new(&nk)
-                .args([
-                    "endpoint",
-                    "add",
-                    &format!("ep{i}"),
-                    "--mode",
-                    mode,
-                    "--netns",
-                    &ns,
-                    "--addr",
-                    ip,
-                ])
-                .stdout(Stdio::null())
-                .status()
-        })??;
-        check!(st.success(), "nkctl endpoint add ep{i} --mode {mode}");
-        names.push(ns);
+    let obj_path = env::bpf_obj(&ctx.bpf_dir, "nk_e2e.bpf.o")?;
+    let obj_s = obj_path.display().to_string();
+    let prog = if mode == "veth" {
+        "nk_from_pod_veth"
+    } else {
+        "nk_from_pod_netkit"
+    };
+    let mut names: Vec<String> = Vec::new();
+    let made = (|| -> TResult {
+        for (i, ip) in ["10.250.0.2/32", "10.250.0.3/32"].iter().enumerate() {
+            let ns = format!("nkb-{}-{tag}-{i}", std::process::id());
+            let dev = format!("ep{i}");
+            let st = host.run(|| {
+                Command::new(&nk)
+                    .args([
+                        "endpoint", "add", &dev, "--mode", mode, "--netns", &ns, "--addr", ip,
+                        "--bpf", &obj_s, "--prog", prog,
+                    ])
+                    .stdout(Stdio::null())
+                    .status()
+            })??;
+            check!(st.success(), "nkctl endpoint add {dev} --mode {mode}");
+            names.push(ns.clone());
+            let pod = Ns {
+                fd: nk_netlink::NetnsFd::named(&ns)?,
+            };
+            let mac = pod.rt()?.link_get("eth0")?.address.unwrap_or_default();
+            let mut v = [0u8; 12];
+            v[..4].copy_from_slice(&host.rt()?.link_get(&dev)?.index.to_ne_bytes());
+            if mac.len() == 6 {
+                v[4..10].copy_from_slice(&mac);
+            }
+            let ip4: std::net::Ipv4Addr = ip
+                .trim_end_matches("/32")
+                .parse()
+                .map_err(|_| Stop::Fail(format!("bad address {ip}")))?;
+            let obj = host.run(|| Object::load(&obj_path))??;
+            obj.map("nk_e2e_eps")?.update(&ip4.octets(), &v)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = made {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        del_pods(ctx, &host, &refs);
+        return Err(e);
     }
     let b = names.pop().unwrap_or_default();
     let a = names.pop().unwrap_or_default();
     Ok((host, a, b))
 }
 
+/// Deletes the endpoints `two_pods` made and the e2e datapath's pins.
 fn del_pods(ctx: &Ctx, host: &Ns, pods: &[&str]) {
     if let Some(nk) = &ctx.nkctl {
         for (i, ns) in pods.iter().enumerate() {
@@ -350,10 +367,14 @@ fn del_pods(ctx: &Ctx, host: &Ns, pods: &[&str]) {
             });
         }
     }
+    for p in ["/sys/fs/bpf/nk_e2e_eps", "/sys/fs/bpf/nk_e2e_cfg"] {
+        let _ = fs::remove_file(p);
+    }
 }
 
 /// TCP_STREAM, one flow, `secs` each: same-netns loopback, Pod to Pod over
-/// veth, over netkit, and over netkit with BIG TCP (GSO limits 512k set on
+/// veth, over netkit (both through the e2e datapath's BPF forwarding), and
+/// over netkit with BIG TCP (GSO limits 512k set on
 /// the host-side primaries only: the series propagates them to the Pods).
 pub fn tcp_streams(ctx: &Ctx, r: &mut Reporter, secs: usize) {
     let secs = secs as f64;
@@ -420,18 +441,6 @@ pub fn tcp_streams(ctx: &Ctx, r: &mut Reporter, secs: usize) {
     }
 }
 
-/// `ip ARGS` inside `ns`, failing with its stderr.
-fn ip(ns: &Ns, args: &[&str]) -> TResult {
-    let out = ns.run(|| Command::new("ip").args(args).output())??;
-    check!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
-}
-
 /// vxlan over netkit: a Pod (netkit L3 peer) sends UDP to an address behind
 /// a vxlan device on the host, which encapsulates towards a remote netns.
 /// The Pod's skbs carry the peer's needed_headroom; with 0 every packet is
@@ -457,15 +466,15 @@ pub fn vxlan_headroom(ctx: &Ctx, r: &mut Reporter, secs: usize) {
             env::up(ns, dev)?;
         }
         env::addr(&pod, "nk1", "10.2.0.2/32")?;
-        ip(&pod, &["route", "add", "default", "dev", "nk1"])?;
-        ip(&host, &["route", "add", "10.2.0.2/32", "dev", "nk0"])?;
+        env::ip(&pod, &["route", "add", "default", "dev", "nk1"])?;
+        env::ip(&host, &["route", "add", "10.2.0.2/32", "dev", "nk0"])?;
         env::addr(&host, "u0", "10.9.0.1/24")?;
         env::addr(&remote, "u1", "10.9.0.2/24")?;
         for (ns, name, local, rem, addr) in [
             (&host, "vx0", "10.9.0.1", "10.9.0.2", "10.3.0.1/24"),
             (&remote, "vx1", "10.9.0.2", "10.9.0.1", "10.3.0.2/24"),
         ] {
-            ip(
+            env::ip(
                 ns,
                 &[
                     "link", "add", name, "type", "vxlan", "id", "42", "dstport", "4789", "local",
@@ -477,7 +486,7 @@ pub fn vxlan_headroom(ctx: &Ctx, r: &mut Reporter, secs: usize) {
         }
         host.run(|| fs::write("/proc/sys/net/ipv4/ip_forward", "1"))??;
         remote.run(|| fs::write("/proc/sys/net/ipv4/ip_forward", "1"))??;
-        ip(&remote, &["route", "add", "10.2.0.0/24", "dev", "vx1"])?;
+        env::ip(&remote, &["route", "add", "10.2.0.0/24", "dev", "vx1"])?;
         let vx_room = host.rt()?.link_get("vx0")?.headroom;
         let Some(vx_room) = vx_room else {
             return Err(Stop::Skip("kernel does not dump IFLA_HEADROOM".into()));

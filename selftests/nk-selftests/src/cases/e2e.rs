@@ -39,17 +39,6 @@ fn nkctl(ctx: &Ctx, host: &Ns, args: &[&str]) -> TResult {
     Ok(())
 }
 
-fn ip(ns: &Ns, args: &[&str]) -> TResult {
-    let out = ns.run(|| Command::new("ip").args(args).output())??;
-    check!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
-}
-
 fn probe(from: &Ns, to: &Ns, dst: Ipv4Addr, what: &str) -> TResult {
     let s = env::listen(to, dst)?;
     env::send_probes(from, dst, 2)?;
@@ -97,7 +86,7 @@ pub fn datapath(ctx: &Ctx, r: &mut Reporter) {
             env::up(&world, "wan0")?;
             env::addr(&host, "phys0", "192.168.100.1/24")?;
             env::addr(&world, "wan0", "192.168.100.2/24")?;
-            ip(
+            env::ip(
                 &world,
                 &["route", "add", "10.250.0.0/24", "via", "192.168.100.1"],
             )?;

@@ -1,7 +1,6 @@
 //! bpf_redirect_peer from tcx ingress of a host veth into a netkit peer
 //! delivers, and counts in the peer's rx stats (upstream 024ee930cb3c).
 
-use nk_bpf::{mprog, Anchor, AttachPoint, Direction, Object};
 use nk_netlink::NetkitMode;
 
 use crate::env;
@@ -15,16 +14,8 @@ pub fn redirect_peer(ctx: &Ctx, r: &mut Reporter) {
         r.sub(&format!("veth_to_netkit_{mode}_rx_stats"), || -> TResult {
             env::require_root()?;
             let t = env::redirect_topo(mode)?;
-            let obj = Object::load(&env::bpf_obj(&ctx.bpf_dir, "nk_redirect.bpf.o")?)?;
+            let (obj, _link) = t.attach_redirect(&ctx.bpf_dir)?;
             let cfg = obj.map("cfg")?;
-            cfg.set_u32(0, t.redirect_target)?;
-            let at = AttachPoint::Tcx {
-                ifindex: t.veth0,
-                dir: Direction::Ingress,
-            };
-            let _link = t.host.run(|| {
-                mprog::link_create(&obj.prog("nk_redirect_peer")?, at, Anchor::Last, None)
-            })??;
             let before = t.pod.rt()?.link_get("nk1")?.stats.unwrap_or_default();
             let sock = env::listen(&t.pod, t.pod_ip)?;
             env::send_probes(&t.src, t.pod_ip, PROBES)?;

@@ -50,33 +50,9 @@ fn nkctl(ctx: &Ctx) -> Result<String, Stop> {
 pub fn iproute2(ctx: &Ctx, r: &mut Reporter) {
     r.sub("ip_link_show_reports_nkctl_netkit", || -> TResult {
         env::require_root()?;
-        let host = Ns::new()?;
-        let pod = Ns::new()?;
-        let pod_path = format!(
-            "/proc/{}/fd/{}",
-            std::process::id(),
-            pod.fd.as_fd().as_raw_fd()
-        );
         let nk = nkctl(ctx)?;
-        run_in(
-            &host,
-            &nk,
-            &[
-                "link",
-                "add",
-                "nk0",
-                "--peer",
-                "nk1",
-                "--mode",
-                "l2",
-                "--policy",
-                "forward",
-                "--peer-policy",
-                "blackhole",
-                "--peer-netns",
-                &pod_path,
-            ],
-        )?;
+        let policies = ["--policy", "forward", "--peer-policy", "blackhole"];
+        let (host, pod) = nkctl_pair(&nk, "l2", &policies)?;
         let j: Value =
             serde_json::from_str(&run_in(&host, "ip", &["-j", "-d", "link", "show", "nk0"])?)?;
         let li = &j[0]["linkinfo"];
@@ -356,6 +332,23 @@ fn nk_show(ns: &Ns, nk: &str, name: &str) -> Result<Value, Stop> {
     Ok(j.get(0).cloned().unwrap_or(j))
 }
 
+/// `nkctl link add nk0 --peer nk1 --mode MODE EXTRA…` with the peer in a
+/// fresh Pod netns (by /proc path); returns (host, pod).
+fn nkctl_pair(nk: &str, mode: &str, extra: &[&str]) -> Result<(Ns, Ns), Stop> {
+    let host = Ns::new()?;
+    let pod = Ns::new()?;
+    let pod_path = format!(
+        "/proc/{}/fd/{}",
+        std::process::id(),
+        pod.fd.as_fd().as_raw_fd()
+    );
+    let mut add = vec!["link", "add", "nk0", "--peer", "nk1", "--mode", mode];
+    add.extend_from_slice(extra);
+    add.extend_from_slice(&["--peer-netns", &pod_path]);
+    run_in(&host, nk, &add)?;
+    Ok((host, pod))
+}
+
 /// Runtime settings of a Pod's netkit made from the host side with nkctl
 /// only (the nkdev series: MTU owned by the primary, head/tailroom by
 /// changelink), checked from inside the Pod's netns.
@@ -365,28 +358,8 @@ pub fn netkit_runtime(ctx: &Ctx, r: &mut Reporter) {
             &format!("{mode}_mtu_set_on_primary_reaches_pod"),
             || -> TResult {
                 env::require_root()?;
-                let host = Ns::new()?;
-                let pod = Ns::new()?;
-                let pod_path = format!(
-                    "/proc/{}/fd/{}",
-                    std::process::id(),
-                    pod.fd.as_fd().as_raw_fd()
-                );
                 let nk = nkctl(ctx)?;
-                let add = [
-                    "link",
-                    "add",
-                    "nk0",
-                    "--peer",
-                    "nk1",
-                    "--mode",
-                    mode,
-                    "--mtu",
-                    "1400",
-                    "--peer-netns",
-                    &pod_path,
-                ];
-                run_in(&host, &nk, &add)?;
+                let (host, pod) = nkctl_pair(&nk, mode, &["--mtu", "1400"])?;
                 let peer = nk_show(&pod, &nk, "nk1")?;
                 if peer["max_mtu"].as_u64() == Some(65535) {
                     return Err(Stop::Skip(
@@ -420,26 +393,8 @@ pub fn netkit_runtime(ctx: &Ctx, r: &mut Reporter) {
     }
     r.sub("headroom_set_at_runtime_reaches_pod", || -> TResult {
         env::require_root()?;
-        let host = Ns::new()?;
-        let pod = Ns::new()?;
-        let pod_path = format!(
-            "/proc/{}/fd/{}",
-            std::process::id(),
-            pod.fd.as_fd().as_raw_fd()
-        );
         let nk = nkctl(ctx)?;
-        let add = [
-            "link",
-            "add",
-            "nk0",
-            "--peer",
-            "nk1",
-            "--mode",
-            "l3",
-            "--peer-netns",
-            &pod_path,
-        ];
-        run_in(&host, &nk, &add)?;
+        let (host, pod) = nkctl_pair(&nk, "l3", &[])?;
         let prim = nk_show(&host, &nk, "nk0")?;
         if prim["headroom"].is_null() {
             return Err(Stop::Skip(
