@@ -371,17 +371,22 @@ fn checkpatch(tree: &Path, sha: &str) -> Status {
         Ok(o) => o,
         Err(e) => return Status::Skip(format!("cannot run scripts/checkpatch.pl: {e}")),
     };
-    let text = String::from_utf8_lossy(&out.stdout);
+    checkpatch_verdict(
+        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The verdict from checkpatch's output: only a clean total passes; no
+/// total at all means it did not run properly, which is not a pass.
+fn checkpatch_verdict(text: &str, stderr: &str) -> Status {
     let total = text
         .lines()
         .find(|l| l.starts_with("total:"))
         .unwrap_or("")
         .to_string();
     if total.is_empty() {
-        return Status::Skip(format!(
-            "checkpatch printed no total: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Status::Skip(format!("checkpatch printed no total: {}", stderr.trim()));
     }
     if total.starts_with("total: 0 errors, 0 warnings, 0 checks") {
         return Status::Pass(total);
@@ -775,4 +780,49 @@ fn report(ctx: &Ctx, rows: &[Row], started: Instant) -> Result<bool> {
         }
     }
     Ok(failed == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpatch_only_a_clean_total_passes() {
+        let clean = "total: 0 errors, 0 warnings, 0 checks, 27 lines checked\n";
+        assert!(matches!(checkpatch_verdict(clean, ""), Status::Pass(_)));
+        let bad = "WARNING:LONG_LINE: line length of 81 exceeds 80 columns\n#1: FILE: a.c:1:\n\ntotal: 0 errors, 1 warnings, 0 checks, 5 lines checked\n";
+        match checkpatch_verdict(bad, "") {
+            Status::Fail(d) => assert!(d.contains("LONG_LINE") && d.contains("1 warnings"), "{d}"),
+            s => panic!("{s:?}"),
+        }
+        let check = "CHECK:PARENTHESIS_ALIGNMENT: Alignment should match\ntotal: 0 errors, 0 warnings, 1 checks, 5 lines checked\n";
+        assert!(matches!(checkpatch_verdict(check, ""), Status::Fail(_)));
+        assert!(matches!(
+            checkpatch_verdict("", "Can't open perl script"),
+            Status::Skip(_)
+        ));
+    }
+
+    #[test]
+    fn only_new_warnings_fail() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let files = w(&["a.c"]);
+        let same = new_warnings(
+            w(&["a.c:N: x", "a.c:N: x"]),
+            w(&["a.c:N: x", "a.c:N: x"]),
+            &files,
+            "W=1 warnings",
+        );
+        assert!(matches!(same, Status::Pass(_)));
+        // One more of the same warning is new (a multiset, not a set).
+        let more = new_warnings(
+            w(&["a.c:N: x"]),
+            w(&["a.c:N: x", "a.c:N: x"]),
+            &files,
+            "W=1 warnings",
+        );
+        assert!(matches!(more, Status::Fail(d) if d.starts_with("1 new")));
+        let fixed = new_warnings(w(&["a.c:N: x"]), vec![], &files, "W=1 warnings");
+        assert!(matches!(fixed, Status::Pass(_)));
+    }
 }
