@@ -95,6 +95,21 @@ pub fn cover_body(body: &str, v: u32) -> String {
     out.join("\n").trim_end().to_string()
 }
 
+/// `git format-patch` as both import and export run it: the same options
+/// on both sides are what makes the round trip exact.
+fn format_patch(repo: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(repo).args([
+        "-c",
+        "core.abbrev=12",
+        "format-patch",
+        "-q",
+        "--zero-commit",
+        "--no-signature",
+    ]);
+    c
+}
+
 /// `git format-patch` of `base..head` in `repo` into `out`, with the cover
 /// letter filled in when there is more than one patch. Returns the files.
 pub fn export_from(
@@ -119,14 +134,8 @@ pub fn export_from(
     }
     fs::create_dir_all(out)?;
     let base_sha = git_out(repo, &["rev-parse", base])?.trim().to_string();
-    let mut c = Command::new("git");
-    c.arg("-C").arg(repo).args([
-        "-c",
-        "core.abbrev=12",
-        "format-patch",
-        "-q",
-        "--zero-commit",
-        "--no-signature",
+    let mut c = format_patch(repo);
+    c.args([
         "--thread=shallow",
         &format!("--base={base_sha}"),
         &format!("--subject-prefix=PATCH {}", o.tree.name()),
@@ -221,21 +230,7 @@ pub fn import_into(patches_dir: &Path, from: &Path, range: &str) -> Result<Vec<S
     let tmp = patches_dir.join(".import.tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
-    let st = Command::new("git")
-        .arg("-C")
-        .arg(from)
-        .args([
-            "-c",
-            "core.abbrev=12",
-            "format-patch",
-            "-q",
-            "--zero-commit",
-            "--no-signature",
-            "-o",
-        ])
-        .arg(&tmp)
-        .arg(range)
-        .output()?;
+    let st = format_patch(from).arg("-o").arg(&tmp).arg(range).output()?;
     if !st.status.success() {
         let _ = fs::remove_dir_all(&tmp);
         bail!(
