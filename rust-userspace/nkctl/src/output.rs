@@ -163,7 +163,10 @@ mod tests {
             mtu: Some(65536),
             ..Default::default()
         };
-        insta::assert_snapshot!(links_table(&[lo, l3]));
+        let links = [lo, l3];
+        insta::assert_snapshot!(links_table(&links));
+        // `nkctl --json link show`: the decoded LinkInfo as is.
+        insta::assert_snapshot!("link_json", json(&links).unwrap());
     }
 
     #[test]
