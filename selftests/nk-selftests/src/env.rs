@@ -277,3 +277,37 @@ impl RedirectTopo {
         Ok((obj, link))
     }
 }
+
+/// The bpffs pins of `bpf/nk_e2e.bpf.c`'s maps: pinned by name, so that every
+/// object loaded for the node (one per endpoint, by nkctl) shares them.
+pub const E2E_PINS: [&str; 2] = ["/sys/fs/bpf/nk_e2e_eps", "/sys/fs/bpf/nk_e2e_cfg"];
+
+/// Tells the e2e datapath about a Pod: its IPv4 address maps to its
+/// host-side device `dev` and the MAC of its `eth0` (zero for netkit L3).
+pub fn e2e_add_endpoint(
+    eps: &nk_bpf::MapFd,
+    host: &Ns,
+    dev: &str,
+    pod_ns: &str,
+    ip: Ipv4Addr,
+) -> TResult {
+    let pod = Ns {
+        fd: NetnsFd::named(pod_ns)?,
+    };
+    let mac = pod.rt()?.link_get("eth0")?.address.unwrap_or_default();
+    // struct nk_ep { __u32 ifindex; __u8 mac[6]; __u8 pad[2]; }
+    let mut v = [0u8; 12];
+    v[..4].copy_from_slice(&host.rt()?.link_get(dev)?.index.to_ne_bytes());
+    if mac.len() == 6 {
+        v[4..10].copy_from_slice(&mac);
+    }
+    eps.update(&ip.octets(), &v)?;
+    Ok(())
+}
+
+/// Removes the e2e datapath's pins (what a run leaves in bpffs).
+pub fn e2e_remove_pins() {
+    for p in E2E_PINS {
+        let _ = std::fs::remove_file(p);
+    }
+}

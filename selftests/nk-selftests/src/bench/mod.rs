@@ -293,6 +293,12 @@ fn tcp_stream(
     Ok(bytes as f64 * 8.0 / elapsed / 1e9)
 }
 
+/// The addresses of `two_pods`' Pods.
+const POD_IPS: [std::net::Ipv4Addr; 2] = [
+    std::net::Ipv4Addr::new(10, 250, 0, 2),
+    std::net::Ipv4Addr::new(10, 250, 0, 3),
+];
+
 /// Two Pod-like endpoints made with `nkctl endpoint add` in `mode`, with
 /// the e2e datapath (`bpf/nk_e2e.bpf.c`, as `nk.e2e_datapath` uses it)
 /// forwarding between them: bpf_redirect() from the netkit peer list,
@@ -313,35 +319,28 @@ fn two_pods(ctx: &Ctx, mode: &str, tag: &str) -> Result<(Ns, String, String), St
     };
     let mut names: Vec<String> = Vec::new();
     let made = (|| -> TResult {
-        for (i, ip) in ["10.250.0.2/32", "10.250.0.3/32"].iter().enumerate() {
+        for (i, ip) in POD_IPS.iter().enumerate() {
             let ns = format!("nkb-{}-{tag}-{i}", std::process::id());
             let dev = format!("ep{i}");
+            let ip = format!("{ip}/32");
             let st = host.run(|| {
                 Command::new(&nk)
                     .args([
-                        "endpoint", "add", &dev, "--mode", mode, "--netns", &ns, "--addr", ip,
+                        "endpoint", "add", &dev, "--mode", mode, "--netns", &ns, "--addr", &ip,
                         "--bpf", &obj_s, "--prog", prog,
                     ])
                     .stdout(Stdio::null())
                     .status()
             })??;
             check!(st.success(), "nkctl endpoint add {dev} --mode {mode}");
-            names.push(ns.clone());
-            let pod = Ns {
-                fd: nk_netlink::NetnsFd::named(&ns)?,
-            };
-            let mac = pod.rt()?.link_get("eth0")?.address.unwrap_or_default();
-            let mut v = [0u8; 12];
-            v[..4].copy_from_slice(&host.rt()?.link_get(&dev)?.index.to_ne_bytes());
-            if mac.len() == 6 {
-                v[4..10].copy_from_slice(&mac);
-            }
-            let ip4: std::net::Ipv4Addr = ip
-                .trim_end_matches("/32")
-                .parse()
-                .map_err(|_| Stop::Fail(format!("bad address {ip}")))?;
-            let obj = host.run(|| Object::load(&obj_path))??;
-            obj.map("nk_e2e_eps")?.update(&ip4.octets(), &v)?;
+            names.push(ns);
+        }
+        // The agent's part: one object (its maps are the pinned ones the
+        // endpoints' objects use) to fill the endpoint map.
+        let obj = host.run(|| Object::load(&obj_path))??;
+        let eps = obj.map("nk_e2e_eps")?;
+        for (i, (ip, ns)) in POD_IPS.iter().zip(&names).enumerate() {
+            env::e2e_add_endpoint(&eps, &host, &format!("ep{i}"), ns, *ip)?;
         }
         Ok(())
     })();
@@ -367,9 +366,7 @@ fn del_pods(ctx: &Ctx, host: &Ns, pods: &[&str]) {
             });
         }
     }
-    for p in ["/sys/fs/bpf/nk_e2e_eps", "/sys/fs/bpf/nk_e2e_cfg"] {
-        let _ = fs::remove_file(p);
-    }
+    env::e2e_remove_pins();
 }
 
 /// TCP_STREAM, one flow, `secs` each: same-netns loopback, Pod to Pod over
@@ -426,7 +423,7 @@ pub fn tcp_streams(ctx: &Ctx, r: &mut Reporter, secs: usize) {
                         "Pod's eth0 got BIG TCP from the primary"
                     );
                 }
-                let g = tcp_stream(&pa, &pb, std::net::Ipv4Addr::new(10, 250, 0, 3), secs)?;
+                let g = tcp_stream(&pa, &pb, POD_IPS[1], secs)?;
                 metric("tcp_stream", &format!("{tag}_gbps"), g);
                 metric(
                     "tcp_stream",

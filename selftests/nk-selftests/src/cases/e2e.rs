@@ -13,7 +13,6 @@ use crate::env::{self, Ns};
 use crate::harness::{Reporter, Stop, TResult};
 use crate::{check, Ctx};
 
-const PINS: [&str; 2] = ["/sys/fs/bpf/nk_e2e_eps", "/sys/fs/bpf/nk_e2e_cfg"];
 const WORLD_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 2);
 
 struct Pod {
@@ -56,7 +55,7 @@ pub fn datapath(ctx: &Ctx, r: &mut Reporter) {
         let host = Ns::new()?;
         let world = Ns::new()?;
         let tag = std::process::id();
-        let mut pods = vec![
+        let pods = vec![
             Pod {
                 dev: "epa",
                 mode: "netkit",
@@ -106,17 +105,8 @@ pub fn datapath(ctx: &Ctx, r: &mut Reporter) {
             let obj = host.run(|| Object::load(&obj_path))??;
             let eps = obj.map("nk_e2e_eps")?;
             let cfg = obj.map("nk_e2e_cfg")?;
-            for p in &mut pods {
-                let pod = Ns {
-                    fd: nk_netlink::NetnsFd::named(&p.ns)?,
-                };
-                let mac = pod.rt()?.link_get("eth0")?.address.unwrap_or_default();
-                let mut v = [0u8; 12];
-                v[..4].copy_from_slice(&host.rt()?.link_get(p.dev)?.index.to_ne_bytes());
-                if mac.len() == 6 {
-                    v[4..10].copy_from_slice(&mac);
-                }
-                eps.update(&p.ip.octets(), &v)?;
+            for p in &pods {
+                env::e2e_add_endpoint(&eps, &host, p.dev, &p.ns, p.ip)?;
             }
             let phys = host.rt()?.link_get("phys0")?.index;
             cfg.update(&0u32.to_ne_bytes(), &u64::from(phys).to_ne_bytes())?;
@@ -153,9 +143,7 @@ pub fn datapath(ctx: &Ctx, r: &mut Reporter) {
         for (dev, ns) in made.iter().rev() {
             let _ = nkctl(ctx, &host, &["endpoint", "del", dev, "--netns", ns]);
         }
-        for p in PINS {
-            let _ = std::fs::remove_file(p);
-        }
+        env::e2e_remove_pins();
         result
     });
 }
