@@ -57,6 +57,7 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<PathBuf> {
         .filter_map(|p| mtime(p))
         .max();
     let mut stage = None;
+    let vmlinux_text = fs::read_to_string(&vmlinux_h).unwrap_or_default();
     for s in &srcs {
         let name = s
             .file_name()
@@ -64,6 +65,19 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<PathBuf> {
             .to_string_lossy()
             .replace(".bpf.c", ".bpf.o");
         let obj = out.join(&name);
+        let text = fs::read_to_string(s).with_context(|| format!("reading {}", s.display()))?;
+        let missing = missing_btf(&text, &vmlinux_text);
+        if !missing.is_empty() {
+            // A kernel without the series (--base-only, bench
+            // --compare-base): leave no stale object behind, and say why.
+            let _ = fs::remove_file(&obj);
+            eprintln!(
+                "    bpf: skipping {} (this kernel's BTF lacks {})",
+                s.file_name().unwrap().to_string_lossy(),
+                missing.join(", ")
+            );
+            continue;
+        }
         if mtime(&obj).is_some() && mtime(&obj) >= mtime(s) && mtime(&obj) >= newest_dep {
             continue;
         }
@@ -104,4 +118,30 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<PathBuf> {
         s.done("compiled");
     }
     Ok(out)
+}
+
+/// The `// nkdev: requires-btf struct X` lines of a BPF source whose type is
+/// not defined in `vmlinux_h`: programs that use kfuncs of the series say so
+/// and are skipped on kernels without it.
+pub fn missing_btf(src: &str, vmlinux_h: &str) -> Vec<String> {
+    src.lines()
+        .filter_map(|l| l.trim().strip_prefix("// nkdev: requires-btf "))
+        .map(str::trim)
+        .filter(|ty| !vmlinux_h.contains(&format!("{ty} {{")))
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_btf;
+
+    #[test]
+    fn requires_btf_lines() {
+        let src = "// nkdev: requires-btf struct bpf_iter_net\n// nkdev: requires-btf struct sock\nint x;\n";
+        let h = "struct sock {\n\tint a;\n};\n";
+        assert_eq!(missing_btf(src, h), ["struct bpf_iter_net"]);
+        assert!(missing_btf(src, "struct bpf_iter_net {\n};\nstruct sock {\n};").is_empty());
+        assert!(missing_btf("int x;", "").is_empty());
+    }
 }

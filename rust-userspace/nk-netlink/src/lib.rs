@@ -1,5 +1,6 @@
 //! Raw rtnetlink for nkdev: netkit and veth pairs, links, addresses,
-//! routes, neighbours and network namespaces.
+//! routes, neighbours and network namespaces; and sock_diag (inet_diag
+//! dump and SOCK_DESTROY).
 //!
 //! Every request goes through [`RtSocket`], which turns on
 //! `NETLINK_EXT_ACK` and `NETLINK_GET_STRICT_CHK`, so each failure names
@@ -9,6 +10,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
+pub mod diag;
 pub mod error;
 pub mod link;
 pub mod netkit;

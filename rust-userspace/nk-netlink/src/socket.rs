@@ -40,8 +40,16 @@ impl RtSocket {
     /// # Errors
     /// `socket`, `setsockopt` or `bind` failures.
     pub fn open() -> Result<Self> {
-        let what = "opening the rtnetlink socket";
-        let fd = nk_sys::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)
+        Self::open_protocol(libc::NETLINK_ROUTE, "opening the rtnetlink socket")
+    }
+
+    /// Opens a netlink socket of another family (`NETLINK_SOCK_DIAG`) with
+    /// the same options; `what` names it in errors.
+    ///
+    /// # Errors
+    /// As [`RtSocket::open`].
+    pub fn open_protocol(protocol: i32, what: &'static str) -> Result<Self> {
+        let fd = nk_sys::socket(libc::AF_NETLINK, libc::SOCK_RAW, protocol)
             .map_err(sys("socket", what))?;
         for opt in [
             uapi::NETLINK_EXT_ACK,

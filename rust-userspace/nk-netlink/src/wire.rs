@@ -34,6 +34,12 @@ unsafe impl Pod for uapi::ndmsg {}
 unsafe impl Pod for uapi::nlmsghdr {}
 // SAFETY: as above.
 unsafe impl Pod for uapi::rtnl_link_stats64 {}
+// SAFETY: as above.
+unsafe impl Pod for uapi::inet_diag_req_v2 {}
+// SAFETY: as above.
+unsafe impl Pod for uapi::inet_diag_msg {}
+// SAFETY: as above.
+unsafe impl Pod for uapi::inet_diag_sockid {}
 
 /// The bytes of a Pod value.
 pub fn bytes_of<T: Pod>(v: &T) -> &[u8] {

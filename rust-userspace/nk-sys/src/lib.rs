@@ -77,6 +77,11 @@ pub enum Syscall<'a> {
         /// `CLONE_*` flags.
         flags: i32,
     },
+    /// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` type of a namespace fd.
+    NsGetType {
+        /// A file that should be a namespace (nsfs).
+        fd: BorrowedFd<'a>,
+    },
 }
 
 impl std::fmt::Debug for Syscall<'_> {
@@ -92,6 +97,7 @@ impl std::fmt::Debug for Syscall<'_> {
             Syscall::Recv { buf, .. } => write!(f, "recv({} byte buffer)", buf.len()),
             Syscall::Setns { nstype, .. } => write!(f, "setns({nstype:#x})"),
             Syscall::Unshare { flags } => write!(f, "unshare({flags:#x})"),
+            Syscall::NsGetType { .. } => write!(f, "ioctl(NS_GET_NSTYPE)"),
         }
     }
 }
@@ -108,6 +114,7 @@ impl Syscall<'_> {
             Syscall::Recv { .. } => "recv",
             Syscall::Setns { .. } => "setns",
             Syscall::Unshare { .. } => "unshare",
+            Syscall::NsGetType { .. } => "ioctl",
         }
     }
 }
@@ -118,6 +125,7 @@ impl Syscall<'_> {
 /// # Errors
 /// The `errno` of a failed call, as [`io::Error`].
 pub fn syscall(call: Syscall<'_>) -> io::Result<i64> {
+    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     #[cfg(any(test, feature = "fake"))]
     {
         let mut call = call;
@@ -129,6 +137,17 @@ pub fn syscall(call: Syscall<'_>) -> io::Result<i64> {
     #[cfg(not(any(test, feature = "fake")))]
     real(call)
 }
+
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many calls went through [`syscall`] in this process (the fake's
+/// included): what benchmarks report as the syscalls a method made.
+pub fn calls() -> u64 {
+    CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `ioctl(NS_GET_NSTYPE)` request number (`_IO(0xb7, 0x3)`).
+pub const NS_GET_NSTYPE: u64 = 0xb703;
 
 fn cvt(r: i64) -> io::Result<i64> {
     if r < 0 {
@@ -210,6 +229,11 @@ fn real(call: Syscall<'_>) -> io::Result<i64> {
         Syscall::Unshare { flags } => {
             // SAFETY: unshare(2) takes no pointers.
             cvt(unsafe { libc::unshare(flags) } as i64)
+        }
+        Syscall::NsGetType { fd } => {
+            // SAFETY: NS_GET_NSTYPE takes no argument pointer; on a file
+            // that is not a namespace the kernel returns ENOTTY.
+            cvt(unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) } as i64)
         }
     }
 }

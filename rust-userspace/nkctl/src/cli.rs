@@ -42,6 +42,15 @@ pub enum Cmd {
     /// Pod-like endpoints (veth, netkit, netkit-l2), as Cilium sets them up.
     #[command(subcommand)]
     Endpoint(EndpointCmd),
+    /// Sockets: destroy the ones connected to a backend, in every netns.
+    #[command(subcommand)]
+    Sock(SockCmd),
+}
+
+#[derive(Subcommand)]
+pub enum SockCmd {
+    /// Destroy (or list, with --dry-run) the TCP/UDP sockets connected to a backend.
+    Destroy(crate::sock::SockDestroy),
 }
 
 #[derive(Subcommand)]
@@ -306,6 +315,14 @@ pub fn run(cli: Cli) -> Result<String, Error> {
             })
         }
         Cmd::Endpoint(EndpointCmd::Del(d)) => crate::endpoint::del(&d).map(|_| String::new()),
+        Cmd::Sock(SockCmd::Destroy(a)) => {
+            let r = crate::sock::destroy(&a)?;
+            Ok(if cli.json {
+                output::json(&r)?
+            } else {
+                crate::sock::table(&r)
+            })
+        }
     }
 }
 

@@ -11,11 +11,14 @@
 //! nkctl endpoint add NAME --mode veth|netkit|netkit-l2 --netns NS --addr CIDR [--bpf OBJ [--prog P]]
 //! nkctl endpoint del NAME [--netns NS]
 //! nkctl prog detach --dev DEV --hook HOOK (--pin PATH | --prog-id ID) [--expected-revision N]
+//! nkctl sock destroy --backend ADDR:PORT [--proto tcp|udp|all] [--netns all|PATH]
+//!                    [--method bpf|diag] [--dry-run] [--obj FILE]
 //! ```
 
 mod cli;
 mod endpoint;
 mod output;
+mod sock;
 
 use clap::Parser;
 

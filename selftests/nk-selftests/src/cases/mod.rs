@@ -2,5 +2,6 @@
 pub mod e2e;
 pub mod netkit;
 pub mod redirect;
+pub mod sock;
 pub mod tcx;
 pub mod tools;

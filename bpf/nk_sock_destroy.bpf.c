@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+/* nkctl sock destroy --method bpf: one BPF_PROG_RUN walks every netns with
+ * the open-coded netns iterator, and the TCP and UDP sockets of each with
+ * the socket iterators (which return them locked), and destroys the ones
+ * connected to the backend. Needs patches 0008-0012 of the series.
+ */
+// nkdev: requires-btf struct bpf_iter_net
+// nkdev: requires-btf struct bpf_iter_tcp_sock
+#include "nk_common.h"
+#include "nk_sock_destroy.bpf.h"
+
+#define AF_INET		2
+#define AF_INET6	10
+
+int bpf_iter_net_new(struct bpf_iter_net *it) __ksym;
+struct net *bpf_iter_net_next(struct bpf_iter_net *it) __ksym;
+void bpf_iter_net_destroy(struct bpf_iter_net *it) __ksym;
+int bpf_iter_tcp_sock_new(struct bpf_iter_tcp_sock *it, struct net *net) __ksym;
+struct sock_common *bpf_iter_tcp_sock_next(struct bpf_iter_tcp_sock *it) __ksym;
+void bpf_iter_tcp_sock_destroy(struct bpf_iter_tcp_sock *it) __ksym;
+int bpf_iter_udp_sock_new(struct bpf_iter_udp_sock *it, struct net *net) __ksym;
+struct sock_common *bpf_iter_udp_sock_next(struct bpf_iter_udp_sock *it) __ksym;
+void bpf_iter_udp_sock_destroy(struct bpf_iter_udp_sock *it) __ksym;
+int bpf_sock_destroy(struct sock_common *sk) __ksym;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct nk_sd_count);
+} nk_sd_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NK_SD_MAX_FOUND);
+	__type(key, __u32);
+	__type(value, struct nk_sd_sock);
+} nk_sd_found SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nk_sd_stats);
+} nk_sd_stats SEC(".maps");
+
+char _license[] SEC("license") = "GPL";
+
+static __always_inline bool nk_sd_match(const struct sock_common *skc,
+					const struct nk_sd_args *a)
+{
+	if (skc->skc_dport != bpf_htons(a->dport) ||
+	    skc->skc_family != a->family)
+		return false;
+	if (a->family == AF_INET)
+		return skc->skc_daddr == a->daddr[0];
+	return skc->skc_v6_daddr.in6_u.u6_addr32[0] == a->daddr[0] &&
+	       skc->skc_v6_daddr.in6_u.u6_addr32[1] == a->daddr[1] &&
+	       skc->skc_v6_daddr.in6_u.u6_addr32[2] == a->daddr[2] &&
+	       skc->skc_v6_daddr.in6_u.u6_addr32[3] == a->daddr[3];
+}
+
+static __always_inline void nk_sd_record(struct sock_common *skc,
+					 struct net *net, __u8 proto,
+					 struct nk_sd_stats *st,
+					 struct nk_sd_count *cnt)
+{
+	__u32 idx = st->found++;
+	struct nk_sd_sock *s;
+
+	if (proto == NK_SD_TCP)
+		cnt->tcp++;
+	else
+		cnt->udp++;
+
+	s = bpf_map_lookup_elem(&nk_sd_found, &idx);
+	if (!s)
+		return;
+	s->netns_cookie = net->net_cookie;
+	s->sk_cookie = skc->skc_cookie.counter;
+	s->netns_ino = net->ns.inum;
+	s->proto = proto;
+	s->family = skc->skc_family;
+	s->state = skc->skc_state;
+	s->sport = skc->skc_num;
+	s->dport = bpf_ntohs(skc->skc_dport);
+	if (skc->skc_family == AF_INET) {
+		s->saddr[0] = skc->skc_rcv_saddr;
+		s->daddr[0] = skc->skc_daddr;
+	} else {
+		__builtin_memcpy(s->saddr, &skc->skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(s->daddr, &skc->skc_v6_daddr, 16);
+	}
+}
+
+static __always_inline void nk_sd_one(struct sock_common *skc,
+				      struct net *net, __u8 proto,
+				      const struct nk_sd_args *a,
+				      struct nk_sd_stats *st,
+				      struct nk_sd_count *cnt)
+{
+	st->socks++;
+	if (!nk_sd_match(skc, a))
+		return;
+	nk_sd_record(skc, net, proto, st, cnt);
+	if (a->dry_run)
+		return;
+	if (bpf_sock_destroy(skc))
+		cnt->errors++;
+	else
+		st->destroyed++;
+}
+
+SEC("syscall")
+int nk_sock_destroy(struct nk_sd_args *ctx)
+{
+	struct nk_sd_args a = *ctx;
+	struct nk_sd_count *cnt, zero = {};
+	struct sock_common *skc;
+	struct nk_sd_stats *st;
+	__u32 key = 0;
+	struct net *net;
+
+	st = bpf_map_lookup_elem(&nk_sd_stats, &key);
+	if (!st)
+		return 1;
+	__builtin_memset(st, 0, sizeof(*st));
+
+	bpf_for_each(net, net) {
+		__u64 cookie = net->net_cookie;
+
+		if (a.netns_ino && net->ns.inum != a.netns_ino)
+			continue;
+		st->netns++;
+		zero.netns_ino = net->ns.inum;
+		bpf_map_update_elem(&nk_sd_counts, &cookie, &zero, BPF_ANY);
+		cnt = bpf_map_lookup_elem(&nk_sd_counts, &cookie);
+		if (!cnt)
+			continue;
+		if (a.protos & NK_SD_TCP) {
+			bpf_for_each(tcp_sock, skc, net)
+				nk_sd_one(skc, net, NK_SD_TCP, &a, st, cnt);
+		}
+		if (a.protos & NK_SD_UDP) {
+			bpf_for_each(udp_sock, skc, net)
+				nk_sd_one(skc, net, NK_SD_UDP, &a, st, cnt);
+		}
+	}
+	return 0;
+}

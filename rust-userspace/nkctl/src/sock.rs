@@ -1,0 +1,742 @@
+//! `nkctl sock destroy`: destroy the TCP/UDP sockets connected to a backend,
+//! in every netns (or one), the way Cilium's socket-LB must when a backend
+//! goes away.
+//!
+//! - `--method bpf` (default): one `BPF_PROG_RUN` of
+//!   `bpf/nk_sock_destroy.bpf.c`, which walks every netns with the series'
+//!   open-coded netns iterator and the sockets of each with the TCP/UDP
+//!   socket iterators, destroying the matches with `bpf_sock_destroy()`.
+//! - `--method diag`: today's way, the baseline: enter each netns that
+//!   user space can find (`/run/netns/*`, `/proc/*/ns/net`), dump its
+//!   sockets with `SOCK_DIAG_BY_FAMILY` and send one `SOCK_DESTROY` per
+//!   match.
+//!
+//! Both match the same sockets: full TCP sockets (not TIME_WAIT or
+//! NEW_SYN_RECV) and UDP sockets of the backend's family whose remote
+//! address and port are the backend's.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nk_bpf::Object;
+use nk_netlink::diag::{DiagSocket, Proto, TCP_FULL_STATES};
+use nk_netlink::NetnsFd;
+use nk_sys::{syscall, Syscall};
+
+use crate::cli::Error;
+
+/// Which protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtoArg {
+    /// TCP only.
+    Tcp,
+    /// UDP only.
+    Udp,
+    /// TCP and UDP.
+    All,
+}
+
+impl ProtoArg {
+    fn protos(self) -> &'static [Proto] {
+        match self {
+            ProtoArg::Tcp => &[Proto::Tcp],
+            ProtoArg::Udp => &[Proto::Udp],
+            ProtoArg::All => &[Proto::Tcp, Proto::Udp],
+        }
+    }
+}
+
+/// How to find and destroy the sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// One BPF program run over every netns (needs the kernel series).
+    Bpf,
+    /// Enter each netns; SOCK_DIAG dump and SOCK_DESTROY per socket.
+    Diag,
+}
+
+/// `nkctl sock destroy` arguments.
+#[derive(clap::Args, Debug)]
+pub struct SockDestroy {
+    /// The backend the sockets are connected to (ADDR:PORT, [V6]:PORT).
+    #[arg(long)]
+    pub backend: SocketAddr,
+    /// Protocols to look at.
+    #[arg(long, value_enum, default_value = "all")]
+    pub proto: ProtoArg,
+    /// `all`, or one netns file (/run/netns/NAME, /proc/PID/ns/net).
+    #[arg(long, default_value = "all")]
+    pub netns: String,
+    /// How to find and destroy them.
+    #[arg(long, value_enum, default_value = "bpf")]
+    pub method: Method,
+    /// List the sockets without destroying them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The BPF object (bpf/nk_sock_destroy.bpf.c built by `cargo xtask`).
+    #[arg(long, env = "NK_SOCK_DESTROY_OBJ", value_name = "FILE")]
+    pub obj: Option<PathBuf>,
+}
+
+/// One matching socket.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct FoundSock {
+    /// Its netns (nsfs inode).
+    pub netns_ino: u64,
+    /// `tcp` or `udp`.
+    pub proto: &'static str,
+    /// Local address.
+    pub local: SocketAddr,
+    /// Remote address (the backend).
+    pub remote: SocketAddr,
+    /// TCP state number (UDP: 1 connected).
+    pub state: u8,
+}
+
+/// Per-netns result.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NetnsCount {
+    /// nsfs inode of the netns.
+    pub ino: u64,
+    /// `ip netns` name, "init", or None.
+    pub name: Option<String>,
+    /// TCP sockets found (and destroyed unless dry run).
+    pub tcp: u32,
+    /// UDP sockets found.
+    pub udp: u32,
+    /// Destroy failures.
+    pub errors: u32,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    /// The method.
+    pub method: Method,
+    /// Nothing was destroyed.
+    pub dry_run: bool,
+    /// The backend.
+    pub backend: SocketAddr,
+    /// Namespaces looked at.
+    pub netns_walked: u32,
+    /// Sockets looked at (bpf: every socket of the walked netns; diag:
+    /// the ones the dumps returned).
+    pub socks_walked: u64,
+    /// Namespaces with matches (and, with --netns PATH, that one).
+    pub netns: Vec<NetnsCount>,
+    /// The matching sockets.
+    pub sockets: Vec<FoundSock>,
+    /// Matches the bpf method saw but could not list (map full).
+    pub unlisted: u32,
+}
+
+impl Report {
+    /// Total matches.
+    pub fn total(&self) -> u32 {
+        self.netns.iter().map(|n| n.tcp + n.udp).sum()
+    }
+}
+
+/// Runs the command.
+///
+/// # Errors
+/// Bad input (before any syscall), then the failing syscall with errno.
+pub fn destroy(a: &SockDestroy) -> Result<Report, Error> {
+    if a.backend.port() == 0 {
+        return Err("--backend: port 0 is not a backend port".into());
+    }
+    let only = match a.netns.as_str() {
+        "all" => None,
+        p => Some(open_netns(Path::new(p))?),
+    };
+    let names = netns_names();
+    let mut r = match a.method {
+        Method::Bpf => {
+            let obj = a.obj.as_deref().ok_or(
+                "--method bpf needs the BPF object: --obj FILE or NK_SOCK_DESTROY_OBJ \
+                 (target/bpf/<profile>/nk_sock_destroy.bpf.o)",
+            )?;
+            if !obj.exists() {
+                return Err(format!(
+                    "--obj {}: no such file (built by `cargo xtask vmtest` from \
+                     bpf/nk_sock_destroy.bpf.c; skipped on kernels without the series)",
+                    obj.display()
+                )
+                .into());
+            }
+            by_bpf(a, obj, only.as_ref().map(|(_, ino)| *ino))?
+        }
+        Method::Diag => by_diag(a, only)?,
+    };
+    for n in &mut r.netns {
+        n.name = names.get(&n.ino).cloned();
+    }
+    r.netns
+        .sort_by(|x, y| (&x.name, x.ino).cmp(&(&y.name, y.ino)));
+    r.sockets.sort();
+    Ok(r)
+}
+
+/// Opens a netns file and checks it is one.
+fn open_netns(p: &Path) -> Result<(NetnsFd, u64), Error> {
+    let ino = fs::metadata(p)
+        .map_err(|e| format!("--netns {}: {e}", p.display()))?
+        .ino();
+    let fd = NetnsFd::open(p)?;
+    let ty = syscall(Syscall::NsGetType { fd: fd.as_fd() });
+    if ty.ok() != Some(i64::from(libc::CLONE_NEWNET)) {
+        return Err(format!("--netns {}: not a network namespace", p.display()).into());
+    }
+    Ok((fd, ino))
+}
+
+/// nsfs inode -> name, for the report: `ip netns` names and "init".
+fn netns_names() -> BTreeMap<u64, String> {
+    let mut m = BTreeMap::new();
+    if let Ok(md) = fs::metadata("/proc/1/ns/net") {
+        m.insert(md.ino(), "init".to_string());
+    }
+    if let Ok(rd) = fs::read_dir(nk_netlink::netns::NETNS_RUN_DIR) {
+        for e in rd.flatten() {
+            if let Ok(md) = fs::metadata(e.path()) {
+                m.entry(md.ino())
+                    .or_insert_with(|| e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    m
+}
+
+/// Every netns user space can reach: `ip netns` mounts, then the netns of
+/// every process; one path per netns (by inode).
+pub fn reachable_netns() -> Vec<(PathBuf, u64)> {
+    let mut seen = BTreeMap::new();
+    let mut dirs: Vec<PathBuf> = fs::read_dir(nk_netlink::netns::NETNS_RUN_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    let mut procs: Vec<PathBuf> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .map(|e| e.path().join("ns/net"))
+        .collect();
+    procs.sort();
+    for p in dirs.into_iter().chain(procs) {
+        if let Ok(md) = fs::metadata(&p) {
+            seen.entry(md.ino()).or_insert(p);
+        }
+    }
+    seen.into_iter().map(|(ino, p)| (p, ino)).collect()
+}
+
+fn family(a: &SocketAddr) -> u8 {
+    match a.ip() {
+        IpAddr::V4(_) => libc::AF_INET as u8,
+        IpAddr::V6(_) => libc::AF_INET6 as u8,
+    }
+}
+
+fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Error> {
+    let targets: Vec<(NetnsFd, u64)> = match only {
+        Some(t) => vec![t],
+        None => reachable_netns()
+            .into_iter()
+            // A process may exit between the listing and the open.
+            .filter_map(|(p, ino)| NetnsFd::open(&p).ok().map(|fd| (fd, ino)))
+            .collect(),
+    };
+    let mut r = Report {
+        method: Method::Diag,
+        dry_run: a.dry_run,
+        backend: a.backend,
+        netns_walked: 0,
+        socks_walked: 0,
+        netns: Vec::new(),
+        sockets: Vec::new(),
+        unlisted: 0,
+    };
+    let single = targets.len() == 1 && a.netns != "all";
+    for (fd, ino) in &targets {
+        let _in = fd.enter()?;
+        let mut ds = DiagSocket::open()?;
+        let mut c = NetnsCount {
+            ino: *ino,
+            ..Default::default()
+        };
+        r.netns_walked += 1;
+        for &proto in a.proto.protos() {
+            let states = match proto {
+                Proto::Tcp => TCP_FULL_STATES,
+                Proto::Udp => u32::MAX,
+            };
+            let socks = ds.dump(family(&a.backend), proto, states)?;
+            r.socks_walked += socks.len() as u64;
+            for s in socks.iter().filter(|s| s.dst == a.backend) {
+                if !a.dry_run {
+                    match ds.destroy(s) {
+                        Ok(()) => {}
+                        // Closed since the dump: nothing left to destroy.
+                        Err(nk_netlink::Error::Kernel { ref source, .. })
+                            if source.raw_os_error() == Some(libc::ENOENT) =>
+                        {
+                            continue
+                        }
+                        Err(_) => {
+                            c.errors += 1;
+                            continue;
+                        }
+                    }
+                }
+                match proto {
+                    Proto::Tcp => c.tcp += 1,
+                    Proto::Udp => c.udp += 1,
+                }
+                r.sockets.push(FoundSock {
+                    netns_ino: *ino,
+                    proto: proto.name(),
+                    local: s.src,
+                    remote: s.dst,
+                    state: s.state,
+                });
+            }
+        }
+        if single || c.tcp + c.udp + c.errors > 0 {
+            r.netns.push(c);
+        }
+    }
+    Ok(r)
+}
+
+/// Mirrors `struct nk_sd_args` of bpf/nk_sock_destroy.bpf.h.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SdArgs {
+    /// Backend address, network order words.
+    pub daddr: [u32; 4],
+    /// Backend port, host order.
+    pub dport: u16,
+    /// AF_INET / AF_INET6.
+    pub family: u8,
+    /// NK_SD_TCP | NK_SD_UDP.
+    pub protos: u8,
+    /// Do not destroy.
+    pub dry_run: u8,
+    /// Padding.
+    pub pad: [u8; 3],
+    /// Only this netns inode (0: all).
+    pub netns_ino: u32,
+}
+
+/// Mirrors `struct nk_sd_count`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SdCount {
+    /// Netns inode.
+    pub netns_ino: u32,
+    /// TCP matches.
+    pub tcp: u32,
+    /// UDP matches.
+    pub udp: u32,
+    /// bpf_sock_destroy() failures.
+    pub errors: u32,
+}
+
+/// Mirrors `struct nk_sd_sock`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SdSock {
+    /// Netns cookie.
+    pub netns_cookie: u64,
+    /// Socket cookie.
+    pub sk_cookie: u64,
+    /// Netns inode.
+    pub netns_ino: u32,
+    /// Local address words (network order).
+    pub saddr: [u32; 4],
+    /// Remote address words.
+    pub daddr: [u32; 4],
+    /// Local port, host order.
+    pub sport: u16,
+    /// Remote port, host order.
+    pub dport: u16,
+    /// NK_SD_TCP / NK_SD_UDP.
+    pub proto: u8,
+    /// AF_INET / AF_INET6.
+    pub family: u8,
+    /// TCP state.
+    pub state: u8,
+    /// Padding.
+    pub pad: u8,
+}
+
+/// Mirrors `struct nk_sd_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SdStats {
+    /// Netns walked.
+    pub netns: u32,
+    /// Sockets looked at.
+    pub socks: u32,
+    /// Matches.
+    pub found: u32,
+    /// Destroyed.
+    pub destroyed: u32,
+}
+
+/// `NK_SD_MAX_FOUND`.
+pub const SD_MAX_FOUND: u32 = 65536;
+
+fn as_bytes<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: T is one of the repr(C) integer-only mirrors above (no
+    // padding bytes read as anything but u8); the slice covers exactly v.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
+
+fn from_bytes<T: Copy + Default>(b: &[u8]) -> T {
+    let mut v = T::default();
+    let n = std::mem::size_of::<T>().min(b.len());
+    // SAFETY: T is a repr(C) integer-only mirror: any bytes are a valid
+    // value; we copy at most size_of::<T>() bytes into it.
+    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), (&mut v as *mut T).cast::<u8>(), n) };
+    v
+}
+
+fn words(ip: IpAddr) -> [u32; 4] {
+    let mut w = [0u32; 4];
+    match ip {
+        IpAddr::V4(v4) => w[0] = u32::from_ne_bytes(v4.octets()),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            for (i, x) in w.iter_mut().enumerate() {
+                *x = u32::from_ne_bytes(o[i * 4..i * 4 + 4].try_into().unwrap());
+            }
+        }
+    }
+    w
+}
+
+fn sockaddr(family: u8, w: [u32; 4], port: u16) -> SocketAddr {
+    let ip = if family == libc::AF_INET as u8 {
+        IpAddr::from(w[0].to_ne_bytes())
+    } else {
+        let mut o = [0u8; 16];
+        for (i, x) in w.iter().enumerate() {
+            o[i * 4..i * 4 + 4].copy_from_slice(&x.to_ne_bytes());
+        }
+        IpAddr::from(o)
+    };
+    SocketAddr::new(ip, port)
+}
+
+/// The BPF_PROG_RUN context for `a`.
+pub fn sd_args(a: &SockDestroy, netns_ino: Option<u64>) -> Result<SdArgs, Error> {
+    let ino = match netns_ino {
+        None => 0,
+        Some(i) => u32::try_from(i).map_err(|_| format!("netns inode {i} does not fit u32"))?,
+    };
+    Ok(SdArgs {
+        daddr: words(a.backend.ip()),
+        dport: a.backend.port(),
+        family: family(&a.backend),
+        protos: a.proto.protos().iter().fold(0, |m, p| {
+            m | match p {
+                Proto::Tcp => 1,
+                Proto::Udp => 2,
+            }
+        }),
+        dry_run: u8::from(a.dry_run),
+        pad: [0; 3],
+        netns_ino: ino,
+    })
+}
+
+fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report, Error> {
+    let args = sd_args(a, netns_ino)?;
+    let o = Object::load(obj)?;
+    let prog = o.prog("nk_sock_destroy")?;
+    let mut ctx = as_bytes(&args).to_vec();
+    let out = nk_bpf::run::run(&prog, &mut ctx, &[])?;
+    if out.retval != 0 {
+        return Err(format!(
+            "nk_sock_destroy returned {} (stats map missing)",
+            out.retval
+        )
+        .into());
+    }
+    let mut st = [0u8; std::mem::size_of::<SdStats>()];
+    o.map("nk_sd_stats")?.lookup(&0u32.to_ne_bytes(), &mut st)?;
+    let st: SdStats = from_bytes(&st);
+
+    let counts =
+        o.map("nk_sd_counts")?
+            .lookup_batch(8, std::mem::size_of::<SdCount>(), st.netns.max(1))?;
+    let listed = st.found.min(SD_MAX_FOUND);
+    let found = if listed > 0 {
+        o.map("nk_sd_found")?
+            .lookup_batch(4, std::mem::size_of::<SdSock>(), listed)?
+    } else {
+        Vec::new()
+    };
+    let mut r = Report {
+        method: Method::Bpf,
+        dry_run: a.dry_run,
+        backend: a.backend,
+        netns_walked: st.netns,
+        socks_walked: u64::from(st.socks),
+        netns: Vec::new(),
+        sockets: Vec::new(),
+        unlisted: st.found - listed,
+    };
+    for (_, v) in &counts {
+        let c: SdCount = from_bytes(v);
+        if netns_ino.is_some() || c.tcp + c.udp + c.errors > 0 {
+            r.netns.push(NetnsCount {
+                ino: u64::from(c.netns_ino),
+                name: None,
+                tcp: c.tcp,
+                udp: c.udp,
+                errors: c.errors,
+            });
+        }
+    }
+    for (_, v) in found.iter().take(listed as usize) {
+        let s: SdSock = from_bytes(v);
+        r.sockets.push(FoundSock {
+            netns_ino: u64::from(s.netns_ino),
+            proto: if s.proto == 1 { "tcp" } else { "udp" },
+            local: sockaddr(s.family, s.saddr, s.sport),
+            remote: sockaddr(s.family, s.daddr, s.dport),
+            state: s.state,
+        });
+    }
+    Ok(r)
+}
+
+/// `ss`-style name of a TCP state number (include/net/tcp_states.h).
+fn state_name(state: u8) -> String {
+    let n = match state {
+        1 => "ESTAB",
+        2 => "SYN-SENT",
+        3 => "SYN-RECV",
+        4 => "FIN-WAIT-1",
+        5 => "FIN-WAIT-2",
+        6 => "TIME-WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE-WAIT",
+        9 => "LAST-ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        _ => return state.to_string(),
+    };
+    n.to_string()
+}
+
+fn netns_label(ino: u64, name: &Option<String>) -> String {
+    match name {
+        Some(n) => n.clone(),
+        None => format!("net:[{ino}]"),
+    }
+}
+
+/// The human-readable report.
+pub fn table(r: &Report) -> String {
+    let mut s = String::new();
+    let verb = if r.dry_run {
+        "would destroy"
+    } else {
+        "destroyed"
+    };
+    if !r.netns.is_empty() {
+        s += &format!(
+            "{:<24} {:>6} {:>6} {:>6}\n",
+            "NETNS", "TCP", "UDP", "ERRORS"
+        );
+        for n in &r.netns {
+            s += &format!(
+                "{:<24} {:>6} {:>6} {:>6}\n",
+                netns_label(n.ino, &n.name),
+                n.tcp,
+                n.udp,
+                n.errors
+            );
+        }
+    }
+    if r.dry_run && !r.sockets.is_empty() {
+        let names: BTreeMap<u64, Option<String>> =
+            r.netns.iter().map(|n| (n.ino, n.name.clone())).collect();
+        s += &format!(
+            "\n{:<24} {:<5} {:<40} {:<40} STATE\n",
+            "NETNS", "PROTO", "LOCAL", "REMOTE"
+        );
+        for k in &r.sockets {
+            let name = names.get(&k.netns_ino).cloned().flatten();
+            s += &format!(
+                "{:<24} {:<5} {:<40} {:<40} {}\n",
+                netns_label(k.netns_ino, &name),
+                k.proto,
+                k.local.to_string(),
+                k.remote.to_string(),
+                state_name(k.state)
+            );
+        }
+    }
+    let tcp: u32 = r.netns.iter().map(|n| n.tcp).sum();
+    let udp: u32 = r.netns.iter().map(|n| n.udp).sum();
+    let with = r.netns.iter().filter(|n| n.tcp + n.udp > 0).count();
+    s += &format!(
+        "{verb} {} sockets to {} (tcp {tcp}, udp {udp}) in {with} of {} netns [{}]\n",
+        r.total(),
+        r.backend,
+        r.netns_walked,
+        match r.method {
+            Method::Bpf => "bpf",
+            Method::Diag => "diag",
+        }
+    );
+    if r.unlisted > 0 {
+        s += &format!(
+            "({} matches not listed: the found map is full)\n",
+            r.unlisted
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Rust mirrors must match bpf/nk_sock_destroy.bpf.h; clang lays
+    /// out the C structs with the same rules (x86-64 and bpf agree).
+    #[test]
+    fn mirrors_match_the_bpf_header() {
+        let h = include_str!("../../../bpf/nk_sock_destroy.bpf.h");
+        assert!(h.contains("#define NK_SD_MAX_FOUND\t65536"));
+        assert!(h.contains("#define NK_SD_TCP\t1") && h.contains("#define NK_SD_UDP\t2"));
+        assert_eq!(std::mem::size_of::<SdArgs>(), 28);
+        assert_eq!(std::mem::offset_of!(SdArgs, dport), 16);
+        assert_eq!(std::mem::offset_of!(SdArgs, netns_ino), 24);
+        assert_eq!(std::mem::size_of::<SdCount>(), 16);
+        assert_eq!(std::mem::size_of::<SdSock>(), 64);
+        assert_eq!(std::mem::offset_of!(SdSock, saddr), 20);
+        assert_eq!(std::mem::offset_of!(SdSock, sport), 52);
+        assert_eq!(std::mem::offset_of!(SdSock, proto), 56);
+        assert_eq!(std::mem::size_of::<SdStats>(), 16);
+    }
+
+    fn args(backend: &str, proto: ProtoArg, dry: bool) -> SockDestroy {
+        SockDestroy {
+            backend: backend.parse().unwrap(),
+            proto,
+            netns: "all".into(),
+            method: Method::Bpf,
+            dry_run: dry,
+            obj: None,
+        }
+    }
+
+    #[test]
+    fn prog_run_context_bytes() {
+        let a = sd_args(
+            &args("10.1.2.3:8080", ProtoArg::All, true),
+            Some(4026531840),
+        )
+        .unwrap();
+        let b = as_bytes(&a);
+        assert_eq!(&b[..4], &[10, 1, 2, 3]);
+        assert_eq!(&b[16..24], &[0x90, 0x1f, 2, 3, 1, 0, 0, 0]);
+        assert_eq!(&b[24..28], &4026531840u32.to_ne_bytes());
+        let a = sd_args(&args("[fd00::1]:53", ProtoArg::Udp, false), None).unwrap();
+        let b = as_bytes(&a);
+        assert_eq!(b[0], 0xfd);
+        assert_eq!(b[15], 1);
+        assert_eq!(&b[16..21], &[53, 0, 10, 2, 0]);
+    }
+
+    #[test]
+    fn sockaddr_round_trip() {
+        for s in ["10.0.0.2:80", "[fd00::2]:443"] {
+            let a: SocketAddr = s.parse().unwrap();
+            assert_eq!(sockaddr(family(&a), words(a.ip()), a.port()), a);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_rejected_before_any_syscall() {
+        let mut a = args("10.0.0.1:0", ProtoArg::All, false);
+        let e = destroy(&a).unwrap_err().to_string();
+        assert!(e.contains("port 0"), "{e}");
+        a.backend = "10.0.0.1:80".parse().unwrap();
+        a.netns = "/nonexistent/ns".into();
+        let e = destroy(&a).unwrap_err().to_string();
+        assert!(e.starts_with("--netns /nonexistent/ns:"), "{e}");
+        a.netns = "all".into();
+        a.obj = None;
+        let e = destroy(&a).unwrap_err().to_string();
+        assert!(e.contains("--obj FILE"), "{e}");
+        a.obj = Some("/nonexistent.bpf.o".into());
+        let e = destroy(&a).unwrap_err().to_string();
+        assert!(e.contains("no such file"), "{e}");
+    }
+
+    #[test]
+    fn report_snapshot() {
+        let r = Report {
+            method: Method::Bpf,
+            dry_run: true,
+            backend: "10.0.0.2:8080".parse().unwrap(),
+            netns_walked: 3,
+            socks_walked: 40,
+            netns: vec![
+                NetnsCount {
+                    ino: 4026532300,
+                    name: Some("pod-a".into()),
+                    tcp: 2,
+                    udp: 1,
+                    errors: 0,
+                },
+                NetnsCount {
+                    ino: 4026532400,
+                    name: None,
+                    tcp: 1,
+                    udp: 0,
+                    errors: 0,
+                },
+            ],
+            sockets: vec![
+                FoundSock {
+                    netns_ino: 4026532300,
+                    proto: "tcp",
+                    local: "10.0.1.5:40000".parse().unwrap(),
+                    remote: "10.0.0.2:8080".parse().unwrap(),
+                    state: 1,
+                },
+                FoundSock {
+                    netns_ino: 4026532400,
+                    proto: "udp",
+                    local: "10.0.1.6:50000".parse().unwrap(),
+                    remote: "10.0.0.2:8080".parse().unwrap(),
+                    state: 1,
+                },
+            ],
+            unlisted: 0,
+        };
+        insta::assert_snapshot!(table(&r));
+        insta::assert_snapshot!(crate::output::json(&r).unwrap());
+    }
+}

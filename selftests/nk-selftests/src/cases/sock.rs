@@ -1,0 +1,422 @@
+//! `nkctl sock destroy`: the BPF method (the series' netns and socket
+//! iterators) and the SOCK_DIAG baseline find exactly the same sockets and
+//! destroy exactly those; a single netns can be picked; bad input is
+//! refused. Pods are named netns (so the diag method can reach them), each
+//! with TCP and UDP clients of two backends, the accepted sockets and a
+//! listener.
+
+use std::collections::BTreeSet;
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::process::Command;
+
+use nk_netlink::{LinkChange, NetnsFd, RtSocket};
+
+use crate::env;
+use crate::harness::{Reporter, Stop, TResult};
+use crate::{check, check_eq, Ctx};
+
+pub const VICTIM: &str = "127.0.0.2:8080";
+pub const OTHER: &str = "127.0.0.3:8080";
+const CLIENTS: usize = 2;
+
+/// One Pod: a named netns and its sockets.
+pub struct Pod {
+    pub name: String,
+    pub ino: u64,
+    pub victims_tcp: Vec<TcpStream>,
+    pub victims_udp: Vec<UdpSocket>,
+    others_tcp: Vec<TcpStream>,
+    others_udp: Vec<UdpSocket>,
+    accepted: Vec<TcpStream>,
+    listeners: Vec<TcpListener>,
+    servers_udp: Vec<UdpSocket>,
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = NetnsFd::delete_named(&self.name);
+    }
+}
+
+fn so_error(fd: RawFd) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are live and sized for SO_ERROR's int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return -1;
+    }
+    v
+}
+
+/// tcpi_state, the first byte of struct tcp_info.
+fn tcp_state(fd: RawFd) -> u8 {
+    let mut b = [0u8; 8];
+    let mut len = b.len() as libc::socklen_t;
+    // SAFETY: b and len are live; the kernel copies at most len bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            b.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return 0xff;
+    }
+    b[0]
+}
+
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_CLOSE: u8 = 7;
+
+impl Pod {
+    /// Creates `name` (like `ip netns add`) with lo up and its sockets.
+    pub fn new(name: &str, clients: usize, bystanders: usize) -> Result<Pod, Stop> {
+        let fd = NetnsFd::create_named(name)?;
+        let ino = std::fs::metadata(format!("/run/netns/{name}"))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))?;
+        let mut pod = Pod {
+            name: name.to_string(),
+            ino,
+            victims_tcp: vec![],
+            victims_udp: vec![],
+            others_tcp: vec![],
+            others_udp: vec![],
+            accepted: vec![],
+            listeners: vec![],
+            servers_udp: vec![],
+        };
+        fd.run(|| -> TResult {
+            let mut rt = RtSocket::open()?;
+            let lo = rt.link_get("lo")?;
+            rt.link_set(
+                lo.index,
+                &LinkChange {
+                    up: Some(true),
+                    ..Default::default()
+                },
+            )?;
+            for (backend, n, victim) in [(VICTIM, clients, true), (OTHER, bystanders, false)] {
+                let l = TcpListener::bind(backend)?;
+                let u = UdpSocket::bind(backend)?;
+                for _ in 0..n {
+                    let c = TcpStream::connect(backend)?;
+                    pod.accepted.push(l.accept()?.0);
+                    let d = UdpSocket::bind("127.0.0.1:0")?;
+                    d.connect(backend)?;
+                    if victim {
+                        pod.victims_tcp.push(c);
+                        pod.victims_udp.push(d);
+                    } else {
+                        pod.others_tcp.push(c);
+                        pod.others_udp.push(d);
+                    }
+                }
+                pod.listeners.push(l);
+                pod.servers_udp.push(u);
+            }
+            // Listening on the victim's address, other port: not connected to it.
+            pod.listeners.push(TcpListener::bind("127.0.0.2:9090")?);
+            Ok(())
+        })??;
+        Ok(pod)
+    }
+
+    /// (netns, proto, local, remote) of the sockets connected to VICTIM.
+    pub fn expected(&self) -> Result<BTreeSet<(u64, String, String, String)>, Stop> {
+        let mut s = BTreeSet::new();
+        for c in &self.victims_tcp {
+            s.insert((
+                self.ino,
+                "tcp".into(),
+                c.local_addr()?.to_string(),
+                VICTIM.into(),
+            ));
+        }
+        for c in &self.victims_udp {
+            s.insert((
+                self.ino,
+                "udp".into(),
+                c.local_addr()?.to_string(),
+                VICTIM.into(),
+            ));
+        }
+        Ok(s)
+    }
+
+    fn check_destroyed(&self, yes: bool) -> TResult {
+        let what = if yes { "destroyed" } else { "left alone" };
+        for c in &self.victims_tcp {
+            let (err, st) = (so_error(c.as_raw_fd()), tcp_state(c.as_raw_fd()));
+            if yes {
+                check!(
+                    err == libc::ECONNABORTED && st == TCP_CLOSE,
+                    "{}: tcp client should be {what}: SO_ERROR {err}, state {st}",
+                    self.name
+                );
+            } else {
+                check!(
+                    err == 0 && st == TCP_ESTABLISHED,
+                    "{}: tcp client should be {what}: SO_ERROR {err}, state {st}",
+                    self.name
+                );
+            }
+        }
+        for c in &self.victims_udp {
+            let err = so_error(c.as_raw_fd());
+            let want = if yes { libc::ECONNABORTED } else { 0 };
+            check!(
+                err == want,
+                "{}: udp client should be {what}: SO_ERROR {err}",
+                self.name
+            );
+        }
+        Ok(())
+    }
+
+    /// Every socket not connected to VICTIM is as it was.
+    fn check_bystanders(&self) -> TResult {
+        for c in &self.others_tcp {
+            let (err, st) = (so_error(c.as_raw_fd()), tcp_state(c.as_raw_fd()));
+            check!(
+                err == 0 && st == TCP_ESTABLISHED,
+                "{}: bystander tcp client touched: SO_ERROR {err}, state {st}",
+                self.name
+            );
+        }
+        for c in self.others_udp.iter().chain(&self.servers_udp) {
+            let err = so_error(c.as_raw_fd());
+            check!(
+                err == 0,
+                "{}: bystander udp socket touched: SO_ERROR {err}",
+                self.name
+            );
+        }
+        for l in &self.listeners {
+            let st = tcp_state(l.as_raw_fd());
+            check!(
+                st == 10,
+                "{}: listener no longer listening: state {st}",
+                self.name
+            );
+        }
+        Ok(())
+    }
+}
+
+pub fn nkctl_json(ctx: &Ctx, args: &[&str]) -> Result<serde_json::Value, Stop> {
+    let out = nkctl_raw(ctx, args)?;
+    check!(
+        out.status.success(),
+        "nkctl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(serde_json::from_slice(&out.stdout)
+        .map_err(|e| Stop::Fail(format!("nkctl --json output: {e}")))?)
+}
+
+fn nkctl_raw(ctx: &Ctx, args: &[&str]) -> Result<std::process::Output, Stop> {
+    let nk = ctx
+        .nkctl
+        .clone()
+        .ok_or_else(|| Stop::Fail("--nkctl not given".into()))?;
+    let obj: PathBuf = ctx.bpf_dir.join("nk_sock_destroy.bpf.o");
+    Ok(Command::new(&nk)
+        .args(args)
+        .env("NK_SOCK_DESTROY_OBJ", obj)
+        .output()?)
+}
+
+type SockSet = BTreeSet<(u64, String, String, String)>;
+
+fn sockets_of(v: &serde_json::Value) -> SockSet {
+    v["sockets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["netns_ino"].as_u64().unwrap_or(0),
+                s["proto"].as_str().unwrap_or("").to_string(),
+                s["local"].as_str().unwrap_or("").to_string(),
+                s["remote"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pods(tag: &str, n: usize) -> Result<Vec<Pod>, Stop> {
+    (0..n)
+        .map(|i| {
+            Pod::new(
+                &format!("nksd-{}-{tag}{i}", std::process::id()),
+                CLIENTS,
+                CLIENTS,
+            )
+        })
+        .collect()
+}
+
+fn expected(pods: &[Pod]) -> Result<SockSet, Stop> {
+    let mut all = SockSet::new();
+    for p in pods {
+        all.extend(p.expected()?);
+    }
+    Ok(all)
+}
+
+pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
+    r.sub("bpf_and_diag_find_the_same_sockets", || -> TResult {
+        env::require_root()?;
+        env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
+        let pods = pods("s", 5)?;
+        let want = expected(&pods)?;
+        let base = [
+            "sock",
+            "destroy",
+            "--backend",
+            VICTIM,
+            "--dry-run",
+            "--json",
+        ];
+        let bpf = nkctl_json(ctx, &[&base[..], &["--method", "bpf"]].concat())?;
+        let diag = nkctl_json(ctx, &[&base[..], &["--method", "diag"]].concat())?;
+        check_eq!(sockets_of(&bpf), want, "bpf dry run sockets");
+        check_eq!(sockets_of(&diag), want, "diag dry run sockets");
+        check!(
+            bpf["netns_walked"].as_u64() >= Some(pods.len() as u64 + 1),
+            "bpf walked {} netns",
+            bpf["netns_walked"]
+        );
+        for p in &pods {
+            p.check_destroyed(false)?;
+            p.check_bystanders()?;
+        }
+        Ok(())
+    });
+    for method in ["bpf", "diag"] {
+        r.sub(&format!("destroy_{method}"), || -> TResult {
+            env::require_root()?;
+            env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
+            let pods = pods(&method[..1], 4)?;
+            // Before: a destroyed UDP socket loses its autobound port.
+            let want = expected(&pods)?;
+            let v = nkctl_json(
+                ctx,
+                &[
+                    "sock",
+                    "destroy",
+                    "--backend",
+                    VICTIM,
+                    "--method",
+                    method,
+                    "--json",
+                ],
+            )?;
+            check_eq!(sockets_of(&v), want, "{method}: destroyed sockets");
+            let per_ns = v["netns"].as_array().cloned().unwrap_or_default();
+            for p in &pods {
+                let n = per_ns
+                    .iter()
+                    .find(|n| n["ino"].as_u64() == Some(p.ino))
+                    .ok_or_else(|| Stop::Fail(format!("{} missing from the report", p.name)))?;
+                check_eq!(n["name"].as_str(), Some(p.name.as_str()), "netns name");
+                check_eq!(n["tcp"].as_u64(), Some(CLIENTS as u64), "{}: tcp", p.name);
+                check_eq!(n["udp"].as_u64(), Some(CLIENTS as u64), "{}: udp", p.name);
+                check_eq!(n["errors"].as_u64(), Some(0), "{}: errors", p.name);
+                p.check_destroyed(true)?;
+                p.check_bystanders()?;
+            }
+            // Nothing is left to destroy.
+            let again = nkctl_json(
+                ctx,
+                &[
+                    "sock",
+                    "destroy",
+                    "--backend",
+                    VICTIM,
+                    "--method",
+                    method,
+                    "--json",
+                ],
+            )?;
+            check_eq!(sockets_of(&again), SockSet::new(), "{method}: second run");
+            Ok(())
+        });
+    }
+    r.sub("one_netns_only", || -> TResult {
+        env::require_root()?;
+        env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
+        let pods = pods("o", 3)?;
+        for (i, method) in ["bpf", "diag"].into_iter().enumerate() {
+            let path = format!("/run/netns/{}", pods[i].name);
+            let want = pods[i].expected()?;
+            let v = nkctl_json(
+                ctx,
+                &[
+                    "sock",
+                    "destroy",
+                    "--backend",
+                    VICTIM,
+                    "--method",
+                    method,
+                    "--netns",
+                    &path,
+                    "--json",
+                ],
+            )?;
+            check_eq!(
+                v["netns_walked"].as_u64(),
+                Some(1),
+                "{method}: netns walked"
+            );
+            check_eq!(
+                sockets_of(&v),
+                want,
+                "{method}: sockets of {}",
+                pods[i].name
+            );
+            pods[i].check_destroyed(true)?;
+        }
+        pods[2].check_destroyed(false)?;
+        for p in &pods {
+            p.check_bystanders()?;
+        }
+        Ok(())
+    });
+    r.sub("bad_input_is_refused", || -> TResult {
+        env::require_root()?;
+        for (args, want) in [
+            (
+                vec!["--backend", VICTIM, "--netns", "/proc/self/ns/mnt"],
+                "not a network namespace",
+            ),
+            (
+                vec!["--backend", VICTIM, "--netns", "/nonexistent"],
+                "--netns /nonexistent",
+            ),
+            (vec!["--backend", "127.0.0.2"], "invalid socket address"),
+            (vec!["--backend", "127.0.0.2:0"], "port 0"),
+        ] {
+            let out = nkctl_raw(ctx, &[&["sock", "destroy"][..], &args].concat())?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            check!(!out.status.success(), "nkctl {args:?} succeeded");
+            check!(err.contains(want), "nkctl {args:?}: {err:?} lacks {want:?}");
+        }
+        Ok(())
+    });
+}
