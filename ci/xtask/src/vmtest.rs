@@ -267,27 +267,35 @@ struct Bins {
     nkctl: PathBuf,
 }
 
-fn cargo_build(ctx: &Ctx) -> Result<Bins> {
-    let stage = Stage::new("userspace: cargo build (nk-init, nk-selftests, nkctl)");
+/// Builds the guest's binaries; benchmarks use the release profile (what
+/// an operator runs), tests the dev profile (faster to build).
+fn cargo_build(ctx: &Ctx, release: bool) -> Result<Bins> {
+    let stage = Stage::new(format!(
+        "userspace: cargo build{} (nk-init, nk-selftests, nkctl)",
+        if release { " --release" } else { "" }
+    ));
     let log = log_path(&ctx.target, "cargo-build");
     let _ = fs::remove_file(&log);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run_logged(
         "cargo build",
-        Command::new(cargo).current_dir(&ctx.root).args([
-            "build",
-            "--quiet",
-            "-p",
-            "nk-init",
-            "-p",
-            "nk-selftests",
-            "-p",
-            "nkctl",
-        ]),
+        Command::new(cargo)
+            .current_dir(&ctx.root)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "nk-init",
+                "-p",
+                "nk-selftests",
+                "-p",
+                "nkctl",
+            ])
+            .args(release.then_some("--release")),
         &log,
     )?;
     stage.done("built");
-    let dir = ctx.target.join("debug");
+    let dir = ctx.target.join(if release { "release" } else { "debug" });
     Ok(Bins {
         init: dir.join("nk-init"),
         selftests: dir.join("nk-selftests"),
@@ -407,7 +415,7 @@ struct Prepared {
 fn prepare(ctx: &Ctx, args: &VmtestArgs) -> Result<Prepared> {
     deps::ensure(&ctx.target)?;
     let k = kernel::build(ctx, &args.kernel)?;
-    let bins = cargo_build(ctx)?;
+    let bins = cargo_build(ctx, args.bench.is_some())?;
     let bpf_dir = bpf::build(ctx, &k)?;
     Ok(Prepared { k, bins, bpf_dir })
 }
@@ -580,7 +588,12 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
         plan: &plan_path,
         console: &console,
         ktap: &ktap_log,
-        mem_mb: k.profile.guest_mem_mb(),
+        // The socket benchmark holds ~120k sockets.
+        mem_mb: if args.bench.is_some() {
+            k.profile.guest_mem_mb().max(2048)
+        } else {
+            k.profile.guest_mem_mb()
+        },
         cpus: args.cpus,
         accel,
         extra_cmdline: &args.append,

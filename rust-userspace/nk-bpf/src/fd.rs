@@ -102,6 +102,14 @@ impl ProgFd {
         Ok(String::from_utf8_lossy(&b).into_owned())
     }
 
+    /// How many instructions the verifier processed to load it.
+    ///
+    /// # Errors
+    /// `BPF_OBJ_GET_INFO_BY_FD` fails.
+    pub fn verified_insns(&self) -> Result<u32> {
+        Ok(info::<uapi::bpf_prog_info>(self.as_fd(), "program")?.verified_insns)
+    }
+
     /// Opens a program by id (`BPF_PROG_GET_FD_BY_ID`).
     ///
     /// # Errors

@@ -133,6 +133,21 @@ pub struct Report {
     pub sockets: Vec<FoundSock>,
     /// Matches the bpf method saw but could not list (map full).
     pub unlisted: u32,
+    /// Where the time went (not in the table output).
+    pub phases: Phases,
+}
+
+/// Seconds per phase, and what the verifier did (bpf method).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Phases {
+    /// bpf: open, verify and load the object; diag: find the netns.
+    pub setup_s: f64,
+    /// bpf: the BPF_PROG_RUN; diag: enter, dump and destroy in each netns.
+    pub run_s: f64,
+    /// bpf: reading the result maps.
+    pub read_s: f64,
+    /// bpf: instructions the verifier processed.
+    pub verified_insns: u32,
 }
 
 impl Report {
@@ -252,6 +267,7 @@ fn family(a: &SocketAddr) -> u8 {
 }
 
 fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Error> {
+    let t0 = std::time::Instant::now();
     let targets: Vec<(NetnsFd, u64)> = match only {
         Some(t) => vec![t],
         None => reachable_netns()
@@ -269,7 +285,10 @@ fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Erro
         netns: Vec::new(),
         sockets: Vec::new(),
         unlisted: 0,
+        phases: Phases::default(),
     };
+    r.phases.setup_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
     let single = targets.len() == 1 && a.netns != "all";
     for (fd, ino) in &targets {
         let _in = fd.enter()?;
@@ -319,6 +338,7 @@ fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Erro
             r.netns.push(c);
         }
     }
+    r.phases.run_s = t1.elapsed().as_secs_f64();
     Ok(r)
 }
 
@@ -467,10 +487,15 @@ pub fn sd_args(a: &SockDestroy, netns_ino: Option<u64>) -> Result<SdArgs, Error>
 
 fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report, Error> {
     let args = sd_args(a, netns_ino)?;
+    let t0 = std::time::Instant::now();
     let o = Object::load(obj)?;
     let prog = o.prog("nk_sock_destroy")?;
+    let setup_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
     let mut ctx = as_bytes(&args).to_vec();
     let out = nk_bpf::run::run(&prog, &mut ctx, &[])?;
+    let run_s = t1.elapsed().as_secs_f64();
+    let t2 = std::time::Instant::now();
     if out.retval != 0 {
         return Err(format!(
             "nk_sock_destroy returned {} (stats map missing)",
@@ -501,6 +526,12 @@ fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report,
         netns: Vec::new(),
         sockets: Vec::new(),
         unlisted: st.found - listed,
+        phases: Phases {
+            setup_s,
+            run_s,
+            read_s: 0.0,
+            verified_insns: prog.verified_insns().unwrap_or(0),
+        },
     };
     for (_, v) in &counts {
         let c: SdCount = from_bytes(v);
@@ -524,6 +555,7 @@ fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report,
             state: s.state,
         });
     }
+    r.phases.read_s = t2.elapsed().as_secs_f64();
     Ok(r)
 }
 
@@ -735,6 +767,12 @@ mod tests {
                 },
             ],
             unlisted: 0,
+            phases: Phases {
+                setup_s: 0.25,
+                run_s: 0.5,
+                read_s: 0.125,
+                verified_insns: 1234,
+            },
         };
         insta::assert_snapshot!(table(&r));
         insta::assert_snapshot!(crate::output::json(&r).unwrap());

@@ -49,6 +49,7 @@ const BENCHES: &[(&str, usize, u64, BenchFn)] = &[
     ("redirect_peer_pps", 5, 120, bench::redirect_peer_pps),
     ("tcp_stream", 5, 180, bench::tcp_streams),
     ("vxlan_headroom", 5, 120, bench::vxlan_headroom),
+    ("sock_destroy", 100, 1500, bench::sock::sock_destroy),
 ];
 
 fn usage() -> ! {

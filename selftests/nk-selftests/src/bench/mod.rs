@@ -3,6 +3,8 @@
 //! KTAP results for its leak checks. Side by side in one run, so ratios
 //! are meaningful even though absolute numbers are emulated (TCG).
 
+pub mod sock;
+
 use std::fs;
 use std::io::Write;
 use std::process::{Command, Stdio};

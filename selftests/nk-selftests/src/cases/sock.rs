@@ -225,8 +225,7 @@ pub fn nkctl_json(ctx: &Ctx, args: &[&str]) -> Result<serde_json::Value, Stop> {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr).trim()
     );
-    Ok(serde_json::from_slice(&out.stdout)
-        .map_err(|e| Stop::Fail(format!("nkctl --json output: {e}")))?)
+    serde_json::from_slice(&out.stdout).map_err(|e| Stop::Fail(format!("nkctl --json output: {e}")))
 }
 
 fn nkctl_raw(ctx: &Ctx, args: &[&str]) -> Result<std::process::Output, Stop> {

@@ -1,0 +1,343 @@
+//! `nkctl sock destroy` at scale: 10,000 sockets connected to a deleted
+//! backend, spread over N netns (default 100), among bystanders that must
+//! survive; the BPF iterator method against the SOCK_DIAG method, side by
+//! side in one VM run. Wall time is one nkctl process (start, load,
+//! destroy, report) as an operator would run it; syscalls are counted with
+//! `strace -f -c` in separate runs (ptrace slows those down, so their time
+//! is not used). Also reported: how both grow with the number of netns and
+//! of bystanders.
+
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::Instant;
+
+use nk_netlink::{LinkChange, NetnsFd, RtSocket};
+
+use crate::cases::sock::{OTHER, VICTIM};
+use crate::env;
+use crate::harness::{Reporter, Stop, TResult};
+use crate::{check, check_eq, Ctx};
+
+const VICTIMS: usize = 10_000;
+const BYSTANDERS: usize = 100_000;
+
+struct Netns {
+    name: String,
+    fd: NetnsFd,
+    listener: TcpListener,
+    victims: Vec<TcpStream>,
+    victims_udp: Vec<UdpSocket>,
+    accepted: Vec<TcpStream>,
+    bystanders: Vec<UdpSocket>,
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = NetnsFd::delete_named(&self.name);
+    }
+}
+
+fn raise_nofile() -> TResult {
+    let rl = libc::rlimit {
+        rlim_cur: 400_000,
+        rlim_max: 400_000,
+    };
+    // SAFETY: rl is a valid rlimit.
+    let r = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) };
+    check!(
+        r == 0,
+        "setrlimit(RLIMIT_NOFILE): {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
+fn make_netns(i: usize, bystanders: usize) -> Result<Netns, Stop> {
+    let name = format!("nkbsd-{}-{i}", std::process::id());
+    let fd = NetnsFd::create_named(&name)?;
+    let (listener, by) = fd.run(|| -> Result<(TcpListener, Vec<UdpSocket>), Stop> {
+        let mut rt = RtSocket::open()?;
+        let lo = rt.link_get("lo")?;
+        rt.link_set(
+            lo.index,
+            &LinkChange {
+                up: Some(true),
+                ..Default::default()
+            },
+        )?;
+        let l = TcpListener::bind(VICTIM)?;
+        let mut by = Vec::with_capacity(bystanders);
+        for _ in 0..bystanders {
+            let u = UdpSocket::bind("127.0.0.1:0")?;
+            u.connect(OTHER)?;
+            by.push(u);
+        }
+        Ok((l, by))
+    })??;
+    Ok(Netns {
+        name,
+        fd,
+        listener,
+        victims: vec![],
+        victims_udp: vec![],
+        accepted: vec![],
+        bystanders: by,
+    })
+}
+
+/// (Re)creates the sockets connected to VICTIM: half TCP, half UDP.
+fn arm(nss: &mut [Netns], per_ns: usize) -> TResult {
+    for ns in nss.iter_mut() {
+        ns.victims.clear();
+        ns.victims_udp.clear();
+        ns.accepted.clear();
+        let (l, fd) = (&ns.listener, &ns.fd);
+        let (v, u, a) = fd.run(|| -> Result<_, Stop> {
+            let (mut v, mut u, mut a) = (vec![], vec![], vec![]);
+            for i in 0..per_ns {
+                if i % 2 == 0 {
+                    v.push(TcpStream::connect(VICTIM)?);
+                    a.push(l.accept()?.0);
+                } else {
+                    let s = UdpSocket::bind("127.0.0.1:0")?;
+                    s.connect(VICTIM)?;
+                    u.push(s);
+                }
+            }
+            Ok((v, u, a))
+        })??;
+        ns.victims = v;
+        ns.victims_udp = u;
+        ns.accepted = a;
+    }
+    Ok(())
+}
+
+fn so_error(fd: i32) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are live and sized for SO_ERROR's int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut v as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        -1
+    } else {
+        v
+    }
+}
+
+fn nkctl_cmd(ctx: &Ctx, method: &str) -> Result<Command, Stop> {
+    let nk = ctx
+        .nkctl
+        .clone()
+        .ok_or_else(|| Stop::Fail("--nkctl not given".into()))?;
+    let mut c = Command::new(nk);
+    c.args([
+        "sock",
+        "destroy",
+        "--backend",
+        VICTIM,
+        "--method",
+        method,
+        "--json",
+    ])
+    .env(
+        "NK_SOCK_DESTROY_OBJ",
+        ctx.bpf_dir.join("nk_sock_destroy.bpf.o"),
+    );
+    Ok(c)
+}
+
+/// One destroying run: wall seconds, the sockets it reported, and its
+/// phases (setup_s, run_s, read_s, verified_insns).
+fn timed(ctx: &Ctx, method: &str) -> Result<(f64, u64, serde_json::Value), Stop> {
+    let t = Instant::now();
+    let out = nkctl_cmd(ctx, method)?.output()?;
+    let secs = t.elapsed().as_secs_f64();
+    check!(
+        out.status.success(),
+        "nkctl --method {method}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| Stop::Fail(format!("nkctl json: {e}")))?;
+    let n: u64 = v["netns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| n["tcp"].as_u64().unwrap_or(0) + n["udp"].as_u64().unwrap_or(0))
+        .sum();
+    Ok((secs, n, v["phases"].clone()))
+}
+
+/// One destroying run under `strace -f -c`: the number of syscalls.
+fn counted(ctx: &Ctx, method: &str) -> Result<u64, Stop> {
+    let out_file = format!("/tmp/nk-strace-{method}-{}", std::process::id());
+    let c = nkctl_cmd(ctx, method)?;
+    let mut s = Command::new("strace");
+    s.args(["-f", "-c", "-o", &out_file])
+        .arg(c.get_program())
+        .args(c.get_args());
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            s.env(k, v);
+        }
+    }
+    let out = s.output()?;
+    check!(
+        out.status.success(),
+        "strace nkctl --method {method}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let text = std::fs::read_to_string(&out_file)?;
+    let _ = std::fs::remove_file(&out_file);
+    strace_total(&text).ok_or_else(|| Stop::Fail(format!("no total in strace -c output:\n{text}")))
+}
+
+/// The calls column of the `total` line of `strace -c`.
+pub fn strace_total(text: &str) -> Option<u64> {
+    let l = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_end().ends_with("total"))?;
+    l.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn check_all_destroyed(nss: &[Netns]) -> TResult {
+    for ns in nss {
+        for v in &ns.victims {
+            check_eq!(
+                so_error(v.as_raw_fd()),
+                libc::ECONNABORTED,
+                "{}: tcp victim",
+                ns.name
+            );
+        }
+        for v in &ns.victims_udp {
+            check_eq!(
+                so_error(v.as_raw_fd()),
+                libc::ECONNABORTED,
+                "{}: udp victim",
+                ns.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_bystanders(nss: &[Netns]) -> TResult {
+    for ns in nss {
+        for b in &ns.bystanders {
+            check_eq!(so_error(b.as_raw_fd()), 0, "{}: bystander", ns.name);
+        }
+        check!(ns.listener.local_addr().is_ok(), "{}: listener", ns.name);
+    }
+    Ok(())
+}
+
+fn metric(name: &str, v: f64) {
+    println!("# bench: sock_destroy {name} {v:.4}");
+}
+
+/// Builds `n_ns` netns with `by_per_ns` bystanders each, then destroys
+/// VICTIMS sockets with each method (re-armed in between); returns the
+/// wall seconds of (bpf, diag).
+fn round(
+    ctx: &Ctx,
+    n_ns: usize,
+    by_per_ns: usize,
+    count_syscalls: bool,
+) -> Result<(f64, f64), Stop> {
+    let t = Instant::now();
+    let mut nss = (0..n_ns)
+        .map(|i| make_netns(i, by_per_ns))
+        .collect::<Result<Vec<_>, _>>()?;
+    let per_ns = VICTIMS / n_ns;
+    let tag = format!("ns{n_ns}_by{}", n_ns * by_per_ns);
+    let mut secs = [0.0; 2];
+    for (k, method) in ["bpf", "diag"].into_iter().enumerate() {
+        arm(&mut nss, per_ns)?;
+        let (s, n, phases) = timed(ctx, method)?;
+        check_eq!(
+            n,
+            (per_ns * n_ns) as u64,
+            "{method} {tag}: sockets destroyed"
+        );
+        check_all_destroyed(&nss)?;
+        metric(&format!("{method}_s_{tag}"), s);
+        for p in ["setup_s", "run_s"] {
+            metric(
+                &format!("{method}_{p}_{tag}"),
+                phases[p].as_f64().unwrap_or(0.0),
+            );
+        }
+        if method == "bpf" {
+            metric(
+                &format!("bpf_verified_insns_{tag}"),
+                phases["verified_insns"].as_f64().unwrap_or(0.0),
+            );
+        }
+        secs[k] = s;
+        if count_syscalls {
+            arm(&mut nss, per_ns)?;
+            let calls = counted(ctx, method)?;
+            check_all_destroyed(&nss)?;
+            metric(&format!("{method}_syscalls_{tag}"), calls as f64);
+        }
+    }
+    check_bystanders(&nss)?;
+    metric(&format!("speedup_{tag}"), secs[1] / secs[0]);
+    eprintln!(
+        "# sock_destroy {tag}: bpf {:.3}s diag {:.3}s ({:.1}x) [round {:.0}s]",
+        secs[0],
+        secs[1],
+        secs[1] / secs[0],
+        t.elapsed().as_secs_f64()
+    );
+    Ok((secs[0], secs[1]))
+}
+
+pub fn sock_destroy(ctx: &Ctx, r: &mut Reporter, n_ns: usize) {
+    r.sub("bpf_vs_diag", || -> TResult {
+        env::require_root()?;
+        if !ctx.bpf_dir.join("nk_sock_destroy.bpf.o").exists() {
+            return Err(Stop::Skip(
+                "nk_sock_destroy.bpf.o not built: this kernel lacks the socket iterator series"
+                    .into(),
+            ));
+        }
+        check!(
+            n_ns > 0 && VICTIMS.is_multiple_of(n_ns),
+            "--size must divide {VICTIMS}"
+        );
+        raise_nofile()?;
+        // Scaling: few netns, many netns, many netns plus bystanders.
+        round(ctx, (n_ns / 10).max(1), 0, false)?;
+        round(ctx, n_ns, 0, false)?;
+        round(ctx, n_ns, BYSTANDERS / n_ns, true)?;
+        Ok(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strace_total_line() {
+        let t = "% time     seconds  usecs/call     calls    errors syscall\n\
+                 ------ ----------- ----------- --------- --------- ----------------\n\
+                  60.00    0.000600           3       200        10 sendto\n\
+                 ------ ----------- ----------- --------- --------- ----------------\n\
+                 100.00    0.001000           2       345        12 total\n";
+        assert_eq!(super::strace_total(t), Some(345));
+        let t2 = "100.00    0.001000           2       345           total\n";
+        assert_eq!(super::strace_total(t2), Some(345));
+    }
+}
