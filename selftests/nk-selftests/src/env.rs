@@ -39,23 +39,54 @@ pub struct Ns {
     pub fd: NetnsFd,
 }
 
+/// Brings up `lo` in the calling thread's netns.
+pub fn lo_up() -> TResult {
+    let mut s = RtSocket::open()?;
+    let lo = s.link_get("lo")?;
+    s.link_set(
+        lo.index,
+        &nk_netlink::LinkChange {
+            up: Some(true),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// A named netns (`ip netns add` style, so user space can find it in
+/// /run/netns) with lo up.
+pub fn named_netns(name: &str) -> Result<NetnsFd, Stop> {
+    let fd = NetnsFd::create_named(name)?;
+    fd.run(lo_up)??;
+    Ok(fd)
+}
+
+/// `SO_ERROR` of a socket (-1 if getsockopt fails).
+pub fn so_error(fd: std::os::fd::RawFd) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are live and sized for SO_ERROR's int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return -1;
+    }
+    v
+}
+
 impl Ns {
     pub fn new() -> Result<Ns, Stop> {
         let ns = Ns {
             fd: NetnsFd::create()?,
         };
-        ns.run(|| -> TResult {
-            let mut s = RtSocket::open()?;
-            let lo = s.link_get("lo")?;
-            s.link_set(
-                lo.index,
-                &nk_netlink::LinkChange {
-                    up: Some(true),
-                    ..Default::default()
-                },
-            )?;
-            Ok(())
-        })??;
+        ns.run(lo_up)??;
         Ok(ns)
     }
 

@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Instant;
 
-use nk_netlink::{LinkChange, NetnsFd, RtSocket};
+use nk_netlink::NetnsFd;
 
 use crate::cases::sock::{OTHER, VICTIM};
 use crate::env;
@@ -55,17 +55,8 @@ fn raise_nofile() -> TResult {
 
 fn make_netns(i: usize, bystanders: usize) -> Result<Netns, Stop> {
     let name = format!("nkbsd-{}-{i}", std::process::id());
-    let fd = NetnsFd::create_named(&name)?;
+    let fd = env::named_netns(&name)?;
     let (listener, by) = fd.run(|| -> Result<(TcpListener, Vec<UdpSocket>), Stop> {
-        let mut rt = RtSocket::open()?;
-        let lo = rt.link_get("lo")?;
-        rt.link_set(
-            lo.index,
-            &LinkChange {
-                up: Some(true),
-                ..Default::default()
-            },
-        )?;
         let l = TcpListener::bind(VICTIM)?;
         let mut by = Vec::with_capacity(bystanders);
         for _ in 0..bystanders {
@@ -114,46 +105,8 @@ fn arm(nss: &mut [Netns], per_ns: usize) -> TResult {
     Ok(())
 }
 
-fn so_error(fd: i32) -> i32 {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: v and len are live and sized for SO_ERROR's int.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut v as *mut i32).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        -1
-    } else {
-        v
-    }
-}
-
 fn nkctl_cmd(ctx: &Ctx, method: &str) -> Result<Command, Stop> {
-    let nk = ctx
-        .nkctl
-        .clone()
-        .ok_or_else(|| Stop::Fail("--nkctl not given".into()))?;
-    let mut c = Command::new(nk);
-    c.args([
-        "sock",
-        "destroy",
-        "--backend",
-        VICTIM,
-        "--method",
-        method,
-        "--json",
-    ])
-    .env(
-        "NK_SOCK_DESTROY_OBJ",
-        ctx.bpf_dir.join("nk_sock_destroy.bpf.o"),
-    );
-    Ok(c)
+    crate::cases::sock::nkctl_cmd(ctx, &crate::cases::sock::destroy_argv(method))
 }
 
 /// One destroying run: wall seconds, the sockets it reported, and its
@@ -215,7 +168,7 @@ fn check_all_destroyed(nss: &[Netns]) -> TResult {
     for ns in nss {
         for v in &ns.victims {
             check_eq!(
-                so_error(v.as_raw_fd()),
+                env::so_error(v.as_raw_fd()),
                 libc::ECONNABORTED,
                 "{}: tcp victim",
                 ns.name
@@ -223,7 +176,7 @@ fn check_all_destroyed(nss: &[Netns]) -> TResult {
         }
         for v in &ns.victims_udp {
             check_eq!(
-                so_error(v.as_raw_fd()),
+                env::so_error(v.as_raw_fd()),
                 libc::ECONNABORTED,
                 "{}: udp victim",
                 ns.name
@@ -236,7 +189,7 @@ fn check_all_destroyed(nss: &[Netns]) -> TResult {
 fn check_bystanders(nss: &[Netns]) -> TResult {
     for ns in nss {
         for b in &ns.bystanders {
-            check_eq!(so_error(b.as_raw_fd()), 0, "{}: bystander", ns.name);
+            check_eq!(env::so_error(b.as_raw_fd()), 0, "{}: bystander", ns.name);
         }
         check!(ns.listener.local_addr().is_ok(), "{}: listener", ns.name);
     }

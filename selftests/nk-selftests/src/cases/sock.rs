@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::process::Command;
 
-use nk_netlink::{LinkChange, NetnsFd, RtSocket};
+use nk_netlink::NetnsFd;
 
 use crate::env;
 use crate::harness::{Reporter, Stop, TResult};
@@ -40,25 +40,6 @@ impl Drop for Pod {
     }
 }
 
-fn so_error(fd: RawFd) -> i32 {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: v and len are live and sized for SO_ERROR's int.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return -1;
-    }
-    v
-}
-
 /// tcpi_state, the first byte of struct tcp_info.
 fn tcp_state(fd: RawFd) -> u8 {
     let mut b = [0u8; 8];
@@ -85,7 +66,7 @@ const TCP_CLOSE: u8 = 7;
 impl Pod {
     /// Creates `name` (like `ip netns add`) with lo up and its sockets.
     pub fn new(name: &str, clients: usize, bystanders: usize) -> Result<Pod, Stop> {
-        let fd = NetnsFd::create_named(name)?;
+        let fd = env::named_netns(name)?;
         let ino = std::fs::metadata(format!("/run/netns/{name}"))
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))?;
         let mut pod = Pod {
@@ -100,15 +81,6 @@ impl Pod {
             servers_udp: vec![],
         };
         fd.run(|| -> TResult {
-            let mut rt = RtSocket::open()?;
-            let lo = rt.link_get("lo")?;
-            rt.link_set(
-                lo.index,
-                &LinkChange {
-                    up: Some(true),
-                    ..Default::default()
-                },
-            )?;
             for (backend, n, victim) in [(VICTIM, clients, true), (OTHER, bystanders, false)] {
                 let l = TcpListener::bind(backend)?;
                 let u = UdpSocket::bind(backend)?;
@@ -160,7 +132,7 @@ impl Pod {
     fn check_destroyed(&self, yes: bool) -> TResult {
         let what = if yes { "destroyed" } else { "left alone" };
         for c in &self.victims_tcp {
-            let (err, st) = (so_error(c.as_raw_fd()), tcp_state(c.as_raw_fd()));
+            let (err, st) = (env::so_error(c.as_raw_fd()), tcp_state(c.as_raw_fd()));
             if yes {
                 check!(
                     err == libc::ECONNABORTED && st == TCP_CLOSE,
@@ -176,7 +148,7 @@ impl Pod {
             }
         }
         for c in &self.victims_udp {
-            let err = so_error(c.as_raw_fd());
+            let err = env::so_error(c.as_raw_fd());
             let want = if yes { libc::ECONNABORTED } else { 0 };
             check!(
                 err == want,
@@ -190,7 +162,7 @@ impl Pod {
     /// Every socket not connected to VICTIM is as it was.
     fn check_bystanders(&self) -> TResult {
         for c in &self.others_tcp {
-            let (err, st) = (so_error(c.as_raw_fd()), tcp_state(c.as_raw_fd()));
+            let (err, st) = (env::so_error(c.as_raw_fd()), tcp_state(c.as_raw_fd()));
             check!(
                 err == 0 && st == TCP_ESTABLISHED,
                 "{}: bystander tcp client touched: SO_ERROR {err}, state {st}",
@@ -198,7 +170,7 @@ impl Pod {
             );
         }
         for c in self.others_udp.iter().chain(&self.servers_udp) {
-            let err = so_error(c.as_raw_fd());
+            let err = env::so_error(c.as_raw_fd());
             check!(
                 err == 0,
                 "{}: bystander udp socket touched: SO_ERROR {err}",
@@ -228,16 +200,33 @@ pub fn nkctl_json(ctx: &Ctx, args: &[&str]) -> Result<serde_json::Value, Stop> {
     serde_json::from_slice(&out.stdout).map_err(|e| Stop::Fail(format!("nkctl --json output: {e}")))
 }
 
-fn nkctl_raw(ctx: &Ctx, args: &[&str]) -> Result<std::process::Output, Stop> {
+/// `nkctl sock destroy --backend VICTIM --method METHOD --json`.
+pub fn destroy_argv(method: &str) -> [&str; 7] {
+    [
+        "sock",
+        "destroy",
+        "--backend",
+        VICTIM,
+        "--method",
+        method,
+        "--json",
+    ]
+}
+
+/// `nkctl ARGS` with the sock destroy BPF object in its environment.
+pub fn nkctl_cmd(ctx: &Ctx, args: &[&str]) -> Result<Command, Stop> {
     let nk = ctx
         .nkctl
         .clone()
         .ok_or_else(|| Stop::Fail("--nkctl not given".into()))?;
     let obj: PathBuf = ctx.bpf_dir.join("nk_sock_destroy.bpf.o");
-    Ok(Command::new(&nk)
-        .args(args)
-        .env("NK_SOCK_DESTROY_OBJ", obj)
-        .output()?)
+    let mut c = Command::new(nk);
+    c.args(args).env("NK_SOCK_DESTROY_OBJ", obj);
+    Ok(c)
+}
+
+fn nkctl_raw(ctx: &Ctx, args: &[&str]) -> Result<std::process::Output, Stop> {
+    Ok(nkctl_cmd(ctx, args)?.output()?)
 }
 
 type SockSet = BTreeSet<(u64, String, String, String)>;
@@ -314,18 +303,7 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
             let pods = pods(&method[..1], 4)?;
             // Before: a destroyed UDP socket loses its autobound port.
             let want = expected(&pods)?;
-            let v = nkctl_json(
-                ctx,
-                &[
-                    "sock",
-                    "destroy",
-                    "--backend",
-                    VICTIM,
-                    "--method",
-                    method,
-                    "--json",
-                ],
-            )?;
+            let v = nkctl_json(ctx, &destroy_argv(method))?;
             check_eq!(sockets_of(&v), want, "{method}: destroyed sockets");
             let per_ns = v["netns"].as_array().cloned().unwrap_or_default();
             for p in &pods {
@@ -341,18 +319,7 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
                 p.check_bystanders()?;
             }
             // Nothing is left to destroy.
-            let again = nkctl_json(
-                ctx,
-                &[
-                    "sock",
-                    "destroy",
-                    "--backend",
-                    VICTIM,
-                    "--method",
-                    method,
-                    "--json",
-                ],
-            )?;
+            let again = nkctl_json(ctx, &destroy_argv(method))?;
             check_eq!(sockets_of(&again), SockSet::new(), "{method}: second run");
             Ok(())
         });
