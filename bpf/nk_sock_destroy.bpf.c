@@ -26,6 +26,8 @@ int bpf_sock_destroy(struct sock_common *sk) __ksym;
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
+	/* One entry per netns walked: allocate on insert. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct nk_sd_count);
 } nk_sd_counts SEC(".maps");

@@ -203,19 +203,74 @@ fn metric(name: &str, v: f64) {
 /// Builds `n_ns` netns with `by_per_ns` bystanders each, then destroys
 /// VICTIMS sockets with each method (re-armed in between); returns the
 /// wall seconds of (bpf, diag).
+/// Sets sysctls for as long as it lives, then puts the old values back.
+struct Sysctls(Vec<(String, String)>);
+
+impl Sysctls {
+    fn set(kv: &[(&str, &str)]) -> Result<Sysctls, Stop> {
+        let mut old = Sysctls(Vec::new());
+        for (k, v) in kv {
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            let prev = std::fs::read_to_string(&path)?;
+            std::fs::write(&path, v)?;
+            old.0.push((path, prev.trim().to_string()));
+        }
+        Ok(old)
+    }
+}
+
+impl Drop for Sysctls {
+    fn drop(&mut self) {
+        for (p, v) in &self.0 {
+            let _ = std::fs::write(p, v);
+        }
+    }
+}
+
+/// Where a netns keeps its TCP and UDP sockets.
+#[derive(Clone, Copy, PartialEq)]
+enum Tables {
+    /// The default: every netns shares the global hash tables, so walking
+    /// one netns walks every socket of every netns.
+    Shared,
+    /// `net.ipv4.{tcp_child_ehash_entries,udp_child_hash_entries}` set
+    /// when the netns are created: each gets tables of its own.
+    PerNetns,
+}
+
 fn round(
     ctx: &Ctx,
     n_ns: usize,
     by_per_ns: usize,
+    tables: Tables,
     count_syscalls: bool,
 ) -> Result<(f64, f64), Stop> {
     let t = Instant::now();
+    let own = (tables == Tables::PerNetns)
+        .then(|| {
+            Sysctls::set(&[
+                ("net.ipv4.tcp_child_ehash_entries", "1024"),
+                ("net.ipv4.udp_child_hash_entries", "1024"),
+            ])
+        })
+        .transpose()?;
     let mut nss = (0..n_ns)
         .map(|i| make_netns(i, by_per_ns))
         .collect::<Result<Vec<_>, _>>()?;
+    // The sizes apply when a netns is created; later ones use the default.
+    drop(own);
     let per_ns = VICTIMS / n_ns;
-    let tag = format!("ns{n_ns}_by{}", n_ns * by_per_ns);
+    let tag = format!(
+        "ns{n_ns}_by{}{}",
+        n_ns * by_per_ns,
+        if tables == Tables::PerNetns {
+            "_own"
+        } else {
+            ""
+        }
+    );
     let mut secs = [0.0; 2];
+    let mut run = [0.0; 2];
     for (k, method) in ["bpf", "diag"].into_iter().enumerate() {
         arm(&mut nss, per_ns)?;
         let (s, n, phases) = timed(ctx, method)?;
@@ -226,6 +281,7 @@ fn round(
         );
         check_all_destroyed(&nss)?;
         metric(&format!("{method}_s_{tag}"), s);
+        run[k] = phases["run_s"].as_f64().unwrap_or(0.0);
         for p in ["setup_s", "run_s"] {
             metric(
                 &format!("{method}_{p}_{tag}"),
@@ -248,6 +304,7 @@ fn round(
     }
     check_bystanders(&nss)?;
     metric(&format!("speedup_{tag}"), secs[1] / secs[0]);
+    metric(&format!("run_speedup_{tag}"), run[1] / run[0]);
     eprintln!(
         "# sock_destroy {tag}: bpf {:.3}s diag {:.3}s ({:.1}x) [round {:.0}s]",
         secs[0],
@@ -272,10 +329,12 @@ pub fn sock_destroy(ctx: &Ctx, r: &mut Reporter, n_ns: usize) {
             "--size must divide {VICTIMS}"
         );
         raise_nofile()?;
-        // Scaling: few netns, many netns, many netns plus bystanders.
-        round(ctx, (n_ns / 10).max(1), 0, false)?;
-        round(ctx, n_ns, 0, false)?;
-        round(ctx, n_ns, BYSTANDERS / n_ns, true)?;
+        // Scaling: few netns, many netns, many netns plus bystanders in
+        // the shared tables, and the same with per-netns tables.
+        round(ctx, (n_ns / 10).max(1), 0, Tables::Shared, false)?;
+        round(ctx, n_ns, 0, Tables::Shared, false)?;
+        round(ctx, n_ns, BYSTANDERS / n_ns, Tables::Shared, true)?;
+        round(ctx, n_ns, BYSTANDERS / n_ns, Tables::PerNetns, true)?;
         Ok(())
     });
 }
