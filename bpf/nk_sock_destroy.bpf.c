@@ -24,15 +24,6 @@ void bpf_iter_udp_sock_destroy(struct bpf_iter_udp_sock *it) __ksym;
 int bpf_sock_destroy(struct sock_common *sk) __ksym;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	/* One entry per netns walked: allocate on insert. */
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u64);
-	__type(value, struct nk_sd_count);
-} nk_sd_counts SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NK_SD_MAX_FOUND);
 	__type(key, __u32);
@@ -62,28 +53,23 @@ static __always_inline bool nk_sd_match(const struct sock_common *skc,
 	       skc->skc_v6_daddr.in6_u.u6_addr32[3] == a->daddr[3];
 }
 
-static __always_inline void nk_sd_record(struct sock_common *skc,
-					 struct net *net, __u8 proto,
-					 struct nk_sd_stats *st,
-					 struct nk_sd_count *cnt)
+static __always_inline struct nk_sd_sock *
+nk_sd_record(struct sock_common *skc, struct net *net, __u8 proto,
+	     struct nk_sd_stats *st)
 {
 	__u32 idx = st->found++;
 	struct nk_sd_sock *s;
 
-	if (proto == NK_SD_TCP)
-		cnt->tcp++;
-	else
-		cnt->udp++;
-
 	s = bpf_map_lookup_elem(&nk_sd_found, &idx);
 	if (!s)
-		return;
+		return NULL;
 	s->netns_cookie = net->net_cookie;
 	s->sk_cookie = skc->skc_cookie.counter;
 	s->netns_ino = net->ns.inum;
 	s->proto = proto;
 	s->family = skc->skc_family;
 	s->state = skc->skc_state;
+	s->failed = 0;
 	s->sport = skc->skc_num;
 	s->dport = bpf_ntohs(skc->skc_dport);
 	if (skc->skc_family == AF_INET) {
@@ -93,31 +79,32 @@ static __always_inline void nk_sd_record(struct sock_common *skc,
 		__builtin_memcpy(s->saddr, &skc->skc_v6_rcv_saddr, 16);
 		__builtin_memcpy(s->daddr, &skc->skc_v6_daddr, 16);
 	}
+	return s;
 }
 
 static __always_inline void nk_sd_one(struct sock_common *skc,
 				      struct net *net, __u8 proto,
 				      const struct nk_sd_args *a,
-				      struct nk_sd_stats *st,
-				      struct nk_sd_count *cnt)
+				      struct nk_sd_stats *st)
 {
+	struct nk_sd_sock *s;
+
 	st->socks++;
 	if (!nk_sd_match(skc, a))
 		return;
-	nk_sd_record(skc, net, proto, st, cnt);
+	s = nk_sd_record(skc, net, proto, st);
 	if (a->dry_run)
 		return;
-	if (bpf_sock_destroy(skc))
-		cnt->errors++;
-	else
+	if (!bpf_sock_destroy(skc))
 		st->destroyed++;
+	else if (s)
+		s->failed = 1;
 }
 
 SEC("syscall")
 int nk_sock_destroy(struct nk_sd_args *ctx)
 {
 	struct nk_sd_args a = *ctx;
-	struct nk_sd_count *cnt, zero = {};
 	struct sock_common *skc;
 	struct nk_sd_stats *st;
 	__u32 key = 0;
@@ -129,23 +116,16 @@ int nk_sock_destroy(struct nk_sd_args *ctx)
 	__builtin_memset(st, 0, sizeof(*st));
 
 	bpf_for_each(net, net) {
-		__u64 cookie = net->net_cookie;
-
 		if (a.netns_ino && net->ns.inum != a.netns_ino)
 			continue;
 		st->netns++;
-		zero.netns_ino = net->ns.inum;
-		bpf_map_update_elem(&nk_sd_counts, &cookie, &zero, BPF_ANY);
-		cnt = bpf_map_lookup_elem(&nk_sd_counts, &cookie);
-		if (!cnt)
-			continue;
 		if (a.protos & NK_SD_TCP) {
 			bpf_for_each(tcp_sock, skc, net)
-				nk_sd_one(skc, net, NK_SD_TCP, &a, st, cnt);
+				nk_sd_one(skc, net, NK_SD_TCP, &a, st);
 		}
 		if (a.protos & NK_SD_UDP) {
 			bpf_for_each(udp_sock, skc, net)
-				nk_sd_one(skc, net, NK_SD_UDP, &a, st, cnt);
+				nk_sd_one(skc, net, NK_SD_UDP, &a, st);
 		}
 	}
 	return 0;

@@ -21,14 +21,6 @@ struct nk_sd_args {
 	__u32 netns_ino;	/* only this netns (nsfs inode); 0: all */
 };
 
-/* Per-netns result, keyed by the netns cookie. */
-struct nk_sd_count {
-	__u32 netns_ino;
-	__u32 tcp;
-	__u32 udp;
-	__u32 errors;		/* bpf_sock_destroy() failures */
-};
-
 /* One matching socket (nk_sd_found[i]). */
 struct nk_sd_sock {
 	__u64 netns_cookie;
@@ -41,10 +33,12 @@ struct nk_sd_sock {
 	__u8 proto;		/* NK_SD_TCP or NK_SD_UDP */
 	__u8 family;
 	__u8 state;
-	__u8 pad;
+	__u8 failed;		/* bpf_sock_destroy() returned an error */
 };
 
-/* nk_sd_stats[0] */
+/* nk_sd_stats[0]. Every run starts from zero, so a pinned program can be
+ * run again and again: the per-netns counts come from nk_sd_found.
+ */
 struct nk_sd_stats {
 	__u32 netns;		/* netns walked */
 	__u32 socks;		/* sockets looked at */

@@ -27,6 +27,9 @@ def main():
     for r in rows:
         benches.setdefault(r["bench"], []).append(r)
     for bench, rs in benches.items():
+        if bench == "sock_destroy" and isinstance(data, dict):
+            sock_destroy_times(rs, out, suffix)
+            rs = [r for r in rs if not r["metric"].endswith("_s")]
         # One unit per chart: group the metrics by their unit suffix.
         by_unit = {}
         for r in rs:
@@ -64,6 +67,44 @@ def main():
             fig.savefig(path, dpi=110)
             plt.close(fig)
             print(path)
+
+
+def sock_destroy_times(rs, out, suffix):
+    """Wall and run-phase seconds of both methods, grouped by configuration
+    (`<method>_<phase>_<config>_s`)."""
+    t = {}
+    configs = []
+    for r in rs:
+        parts = r["metric"].split("_")
+        if parts[-1] != "s" or len(parts) < 4:
+            continue
+        method, phase, config = parts[0], parts[1], "_".join(parts[2:-1])
+        if phase not in ("wall", "run"):
+            continue
+        if config not in configs:
+            configs.append(config)
+        t[(method, phase, config)] = r["value"]
+    if not t:
+        return
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    series = [("bpf", "run"), ("bpf", "wall"), ("pinned", "wall"), ("diag", "run"), ("diag", "wall")]
+    w = 0.16
+    for i, (m, ph) in enumerate(series):
+        xs = [x + (i - 2) * w for x in range(len(configs))]
+        vals = [t.get((m, ph, c), 0) for c in configs]
+        bars = ax.bar(xs, vals, w, label=f"{m} {ph}")
+        for b, v in zip(bars, vals):
+            ax.annotate(f"{v:.2g}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(configs)))
+    ax.set_xticklabels(configs, fontsize=8)
+    ax.set_ylabel("seconds")
+    ax.legend(fontsize=8)
+    ax.set_title(f"sock_destroy: 10k sockets, BPF iterators vs SOCK_DIAG ({suffix})", fontsize=10)
+    fig.tight_layout()
+    path = os.path.join(out, "sock_destroy-seconds.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(path)
 
 
 if __name__ == "__main__":

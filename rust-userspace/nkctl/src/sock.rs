@@ -81,6 +81,11 @@ pub struct SockDestroy {
     /// The BPF object (bpf/nk_sock_destroy.bpf.c built by `cargo xtask`).
     #[arg(long, env = "NK_SOCK_DESTROY_OBJ", value_name = "FILE")]
     pub obj: Option<PathBuf>,
+    /// Keep the loaded program and its maps pinned in this bpffs directory
+    /// and reuse them on later runs (no load, no verification), as an
+    /// agent that keeps the program loaded would. `rm -r DIR` to reload.
+    #[arg(long, value_name = "DIR")]
+    pub pin: Option<PathBuf>,
 }
 
 /// One matching socket.
@@ -171,6 +176,10 @@ pub fn destroy(a: &SockDestroy) -> Result<Report, Error> {
     };
     let names = netns_names();
     let mut r = match a.method {
+        Method::Bpf if a.pin.as_ref().is_some_and(|d| d.join("prog").exists()) => {
+            // Reuse the pinned program; the object is not read.
+            by_bpf(a, Path::new(""), only.as_ref().map(|(_, ino)| *ino))?
+        }
         Method::Bpf => {
             let obj = a.obj.as_deref().ok_or(
                 "--method bpf needs the BPF object: --obj FILE or NK_SOCK_DESTROY_OBJ \
@@ -362,20 +371,6 @@ pub struct SdArgs {
     pub netns_ino: u32,
 }
 
-/// Mirrors `struct nk_sd_count`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SdCount {
-    /// Netns inode.
-    pub netns_ino: u32,
-    /// TCP matches.
-    pub tcp: u32,
-    /// UDP matches.
-    pub udp: u32,
-    /// bpf_sock_destroy() failures.
-    pub errors: u32,
-}
-
 /// Mirrors `struct nk_sd_sock`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -400,8 +395,8 @@ pub struct SdSock {
     pub family: u8,
     /// TCP state.
     pub state: u8,
-    /// Padding.
-    pub pad: u8,
+    /// bpf_sock_destroy() failed.
+    pub failed: u8,
 }
 
 /// Mirrors `struct nk_sd_stats`.
@@ -485,15 +480,71 @@ pub fn sd_args(a: &SockDestroy, netns_ino: Option<u64>) -> Result<SdArgs, Error>
     })
 }
 
+/// The program and the maps a run needs, loaded or taken from pins.
+struct Loaded {
+    _obj: Option<Object>,
+    prog: nk_bpf::ProgFd,
+    stats: nk_bpf::MapFd,
+    found: nk_bpf::MapFd,
+    verified_insns: u32,
+}
+
+const PINNED: [&str; 3] = ["prog", "nk_sd_stats", "nk_sd_found"];
+
+fn load(obj: &Path, pin: Option<&Path>) -> Result<Loaded, Error> {
+    if let Some(dir) = pin {
+        if dir.join("prog").exists() {
+            let get = |n: &str| nk_bpf::pin::get(&dir.join(n));
+            let prog = nk_bpf::ProgFd::from_owned(get("prog")?);
+            return Ok(Loaded {
+                _obj: None,
+                verified_insns: prog.verified_insns().unwrap_or(0),
+                prog,
+                stats: nk_bpf::MapFd::from_owned(get("nk_sd_stats")?),
+                found: nk_bpf::MapFd::from_owned(get("nk_sd_found")?),
+            });
+        }
+    }
+    if let Some(dir) = pin {
+        // Before loading anything: the directory or, if it does not exist
+        // yet, its parent must be on bpffs.
+        nk_bpf::pin::check_bpffs(&dir.join("prog")).or_else(|_| nk_bpf::pin::check_bpffs(dir))?;
+    }
+    let o = Object::load(obj)?;
+    let l = Loaded {
+        prog: o.prog("nk_sock_destroy")?,
+        stats: o.map("nk_sd_stats")?,
+        found: o.map("nk_sd_found")?,
+        verified_insns: 0,
+        _obj: Some(o),
+    };
+    if let Some(dir) = pin {
+        fs::create_dir_all(dir).map_err(|e| format!("--pin {}: {e}", dir.display()))?;
+        let fds = [l.prog.as_fd(), l.stats.as_fd(), l.found.as_fd()];
+        for (i, (name, fd)) in PINNED.iter().zip(fds).enumerate() {
+            if let Err(e) = nk_bpf::pin::pin(fd, &dir.join(name)) {
+                // Leave nothing half-pinned.
+                for n in &PINNED[..i] {
+                    let _ = nk_bpf::pin::unpin(&dir.join(n));
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(Loaded {
+        verified_insns: l.prog.verified_insns().unwrap_or(0),
+        ..l
+    })
+}
+
 fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report, Error> {
     let args = sd_args(a, netns_ino)?;
     let t0 = std::time::Instant::now();
-    let o = Object::load(obj)?;
-    let prog = o.prog("nk_sock_destroy")?;
+    let l = load(obj, a.pin.as_deref())?;
     let setup_s = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
     let mut ctx = as_bytes(&args).to_vec();
-    let out = nk_bpf::run::run(&prog, &mut ctx, &[])?;
+    let out = nk_bpf::run::run(&l.prog, &mut ctx, &[])?;
     let run_s = t1.elapsed().as_secs_f64();
     let t2 = std::time::Instant::now();
     if out.retval != 0 {
@@ -504,15 +555,11 @@ fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report,
         .into());
     }
     let mut st = [0u8; std::mem::size_of::<SdStats>()];
-    o.map("nk_sd_stats")?.lookup(&0u32.to_ne_bytes(), &mut st)?;
+    l.stats.lookup(&0u32.to_ne_bytes(), &mut st)?;
     let st: SdStats = from_bytes(&st);
-
-    let counts =
-        o.map("nk_sd_counts")?
-            .lookup_batch(8, std::mem::size_of::<SdCount>(), st.netns.max(1))?;
     let listed = st.found.min(SD_MAX_FOUND);
     let found = if listed > 0 {
-        o.map("nk_sd_found")?
+        l.found
             .lookup_batch(4, std::mem::size_of::<SdSock>(), listed)?
     } else {
         Vec::new()
@@ -530,31 +577,44 @@ fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report,
             setup_s,
             run_s,
             read_s: 0.0,
-            verified_insns: prog.verified_insns().unwrap_or(0),
+            verified_insns: l.verified_insns,
         },
     };
-    for (_, v) in &counts {
-        let c: SdCount = from_bytes(v);
-        if netns_ino.is_some() || c.tcp + c.udp + c.errors > 0 {
-            r.netns.push(NetnsCount {
-                ino: u64::from(c.netns_ino),
-                name: None,
-                tcp: c.tcp,
-                udp: c.udp,
-                errors: c.errors,
-            });
-        }
+    let mut per_ns: BTreeMap<u64, NetnsCount> = BTreeMap::new();
+    if let Some(ino) = netns_ino {
+        per_ns.insert(
+            ino,
+            NetnsCount {
+                ino,
+                ..Default::default()
+            },
+        );
     }
     for (_, v) in found.iter().take(listed as usize) {
         let s: SdSock = from_bytes(v);
+        let ino = u64::from(s.netns_ino);
+        let c = per_ns.entry(ino).or_insert_with(|| NetnsCount {
+            ino,
+            ..Default::default()
+        });
+        if s.failed != 0 {
+            c.errors += 1;
+            continue;
+        }
+        if s.proto == 1 {
+            c.tcp += 1;
+        } else {
+            c.udp += 1;
+        }
         r.sockets.push(FoundSock {
-            netns_ino: u64::from(s.netns_ino),
+            netns_ino: ino,
             proto: if s.proto == 1 { "tcp" } else { "udp" },
             local: sockaddr(s.family, s.saddr, s.sport),
             remote: sockaddr(s.family, s.daddr, s.dport),
             state: s.state,
         });
     }
+    r.netns = per_ns.into_values().collect();
     r.phases.read_s = t2.elapsed().as_secs_f64();
     Ok(r)
 }
@@ -663,7 +723,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<SdArgs>(), 28);
         assert_eq!(std::mem::offset_of!(SdArgs, dport), 16);
         assert_eq!(std::mem::offset_of!(SdArgs, netns_ino), 24);
-        assert_eq!(std::mem::size_of::<SdCount>(), 16);
         assert_eq!(std::mem::size_of::<SdSock>(), 64);
         assert_eq!(std::mem::offset_of!(SdSock, saddr), 20);
         assert_eq!(std::mem::offset_of!(SdSock, sport), 52);
@@ -679,6 +738,7 @@ mod tests {
             method: Method::Bpf,
             dry_run: dry,
             obj: None,
+            pin: None,
         }
     }
 

@@ -105,8 +105,30 @@ fn arm(nss: &mut [Netns], per_ns: usize) -> TResult {
     Ok(())
 }
 
+/// Where the `pinned` runs keep the loaded program.
+fn pin_dir() -> String {
+    format!("/sys/fs/bpf/nkbench-sd-{}", std::process::id())
+}
+
+/// Removes the pinned program and maps when dropped.
+struct Unpin;
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(pin_dir());
+    }
+}
+
+/// `bpf` (load and verify in every run), `pinned` (`--pin`: loaded by an
+/// earlier run and reused, like an agent keeps it) or `diag`.
 fn nkctl_cmd(ctx: &Ctx, method: &str) -> Result<Command, Stop> {
-    crate::cases::sock::nkctl_cmd(ctx, &crate::cases::sock::destroy_argv(method))
+    let dir = pin_dir();
+    let mut args =
+        crate::cases::sock::destroy_argv(if method == "pinned" { "bpf" } else { method }).to_vec();
+    if method == "pinned" {
+        args.extend(["--pin", &dir]);
+    }
+    crate::cases::sock::nkctl_cmd(ctx, &args)
 }
 
 /// One destroying run: wall seconds, the sockets it reported, and its
@@ -269,9 +291,16 @@ fn round(
             ""
         }
     );
-    let mut secs = [0.0; 2];
-    let mut run = [0.0; 2];
-    for (k, method) in ["bpf", "diag"].into_iter().enumerate() {
+    let mut secs = [0.0; 3];
+    let mut run = [0.0; 3];
+    let _unpin = Unpin;
+    for (k, method) in ["bpf", "pinned", "diag"].into_iter().enumerate() {
+        if method == "pinned" {
+            // Load and pin once; the measured run reuses the pins.
+            arm(&mut nss, per_ns)?;
+            timed(ctx, method)?;
+            check_all_destroyed(&nss)?;
+        }
         arm(&mut nss, per_ns)?;
         let (s, n, phases) = timed(ctx, method)?;
         check_eq!(
@@ -280,17 +309,17 @@ fn round(
             "{method} {tag}: sockets destroyed"
         );
         check_all_destroyed(&nss)?;
-        metric(&format!("{method}_s_{tag}"), s);
+        metric(&format!("{method}_wall_{tag}_s"), s);
         run[k] = phases["run_s"].as_f64().unwrap_or(0.0);
         for p in ["setup_s", "run_s"] {
             metric(
-                &format!("{method}_{p}_{tag}"),
+                &format!("{method}_{}_{tag}_s", p.trim_end_matches("_s")),
                 phases[p].as_f64().unwrap_or(0.0),
             );
         }
-        if method == "bpf" {
+        if method != "diag" {
             metric(
-                &format!("bpf_verified_insns_{tag}"),
+                &format!("{method}_verified_{tag}_insns"),
                 phases["verified_insns"].as_f64().unwrap_or(0.0),
             );
         }
@@ -299,20 +328,21 @@ fn round(
             arm(&mut nss, per_ns)?;
             let calls = counted(ctx, method)?;
             check_all_destroyed(&nss)?;
-            metric(&format!("{method}_syscalls_{tag}"), calls as f64);
+            metric(&format!("{method}_{tag}_syscalls"), calls as f64);
         }
     }
     check_bystanders(&nss)?;
-    metric(&format!("speedup_{tag}"), secs[1] / secs[0]);
-    metric(&format!("run_speedup_{tag}"), run[1] / run[0]);
+    metric(&format!("wall_speedup_{tag}_x"), secs[2] / secs[0]);
+    metric(&format!("pinned_wall_speedup_{tag}_x"), secs[2] / secs[1]);
+    metric(&format!("run_speedup_{tag}_x"), run[2] / run[0]);
     eprintln!(
-        "# sock_destroy {tag}: bpf {:.3}s diag {:.3}s ({:.1}x) [round {:.0}s]",
+        "# sock_destroy {tag}: bpf {:.3}s pinned {:.3}s diag {:.3}s [round {:.0}s]",
         secs[0],
         secs[1],
-        secs[1] / secs[0],
+        secs[2],
         t.elapsed().as_secs_f64()
     );
-    Ok((secs[0], secs[1]))
+    Ok((secs[0], secs[2]))
 }
 
 pub fn sock_destroy(ctx: &Ctx, r: &mut Reporter, n_ns: usize) {

@@ -324,6 +324,43 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
             Ok(())
         });
     }
+    r.sub("pinned_program_is_reused", || -> TResult {
+        env::require_root()?;
+        env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
+        let dir = format!("/sys/fs/bpf/nksd-{}", std::process::id());
+        struct Unpin<'a>(&'a str);
+        impl Drop for Unpin<'_> {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(self.0);
+            }
+        }
+        let _unpin = Unpin(&dir);
+        for round in 0..2 {
+            let pods = pods(&format!("p{round}"), 2)?;
+            let want = expected(&pods)?;
+            let mut args = destroy_argv("bpf").to_vec();
+            args.extend(["--pin", &dir]);
+            let v = nkctl_json(ctx, &args)?;
+            check_eq!(sockets_of(&v), want, "round {round}: destroyed sockets");
+            for p in &pods {
+                p.check_destroyed(true)?;
+            }
+            for f in ["prog", "nk_sd_stats", "nk_sd_found"] {
+                check!(
+                    std::path::Path::new(&dir).join(f).exists(),
+                    "round {round}: {dir}/{f} not pinned"
+                );
+            }
+            if round == 1 {
+                // Without the object: only the pins can serve this run.
+                let mut args = destroy_argv("bpf").to_vec();
+                args.extend(["--pin", &dir, "--obj", "/nonexistent.bpf.o"]);
+                let v = nkctl_json(ctx, &args)?;
+                check_eq!(sockets_of(&v), SockSet::new(), "pinned rerun");
+            }
+        }
+        Ok(())
+    });
     r.sub("one_netns_only", || -> TResult {
         env::require_root()?;
         env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
@@ -377,6 +414,10 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
             ),
             (vec!["--backend", "127.0.0.2"], "invalid socket address"),
             (vec!["--backend", "127.0.0.2:0"], "port 0"),
+            (
+                vec!["--backend", VICTIM, "--pin", "/tmp/nk-not-bpffs"],
+                "not on a bpf filesystem",
+            ),
         ] {
             let out = nkctl_raw(ctx, &[&["sock", "destroy"][..], &args].concat())?;
             let err = String::from_utf8_lossy(&out.stderr);
