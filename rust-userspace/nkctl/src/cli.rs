@@ -438,6 +438,7 @@ fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
                 (_, _, Some(r)) => Anchor::After(relative(r)),
                 _ => Anchor::Last,
             };
+            let mut link_id = None;
             match &a.pin {
                 Some(p) => {
                     let link = mprog::link_create(&prog, at, anchor, a.expected_revision)?;
@@ -446,6 +447,7 @@ fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
                         drop(link);
                         return Err(e.into());
                     }
+                    link_id = link.id().ok();
                 }
                 None => {
                     let replace = match a.replace.as_deref().map(parse_ref).transpose()? {
@@ -456,7 +458,23 @@ fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
                     mprog::prog_attach(&prog, at, anchor, replace.as_ref(), a.expected_revision)?;
                 }
             }
-            Ok(String::new())
+            // Report where it landed: the query after the attach.
+            let prog_id = prog.id()?;
+            let q = mprog::query(at)?;
+            let out = output::AttachJson {
+                dev: &a.target.dev,
+                hook: at.to_string(),
+                prog_id,
+                link_id,
+                pin: a.pin.as_ref().map(|p| p.display().to_string()),
+                position: q.prog_ids.iter().position(|id| *id == prog_id),
+                revision: q.revision,
+            };
+            Ok(if json {
+                output::json(&out)?
+            } else {
+                output::attach_line(&out)
+            })
         }
         ProgCmd::Detach(d) => {
             let idx = ifindex(&mut RtSocket::open()?, &d.target.dev)?;

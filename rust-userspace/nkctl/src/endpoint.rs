@@ -23,8 +23,9 @@ use nk_netlink::{
 
 use crate::cli::Error;
 
-/// Cilium's datapath modes.
+/// Cilium's datapath modes (`--json` spells them as the CLI does).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// A veth pair.
     Veth,
@@ -350,6 +351,15 @@ mod tests {
         .map(table)
         .collect::<String>();
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn endpoint_json_snapshot() {
+        let eps = [
+            ep(Mode::Netkit, None),
+            ep(Mode::Veth, Some("aa:bb:cc:00:00:01")),
+        ];
+        insta::assert_snapshot!(crate::output::json(&eps).unwrap());
     }
 
     #[test]

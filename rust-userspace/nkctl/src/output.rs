@@ -102,6 +102,39 @@ impl<'a> QueryJson<'a> {
     }
 }
 
+/// What `prog attach` did: the program, its link (when pinned as one),
+/// where it ended up and the revision after the attach.
+#[derive(serde::Serialize)]
+pub struct AttachJson<'a> {
+    pub dev: &'a str,
+    pub hook: String,
+    pub prog_id: u32,
+    pub link_id: Option<u32>,
+    pub pin: Option<String>,
+    pub position: Option<usize>,
+    pub revision: u64,
+}
+
+pub fn attach_line(a: &AttachJson<'_>) -> String {
+    format!(
+        "attached prog {}{} to {} {} at position {}, revision {}{}\n",
+        a.prog_id,
+        a.link_id
+            .map(|l| format!(" (link {l})"))
+            .unwrap_or_default(),
+        a.dev,
+        a.hook,
+        a.position
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into()),
+        a.revision,
+        a.pin
+            .as_ref()
+            .map(|p| format!(", pinned at {p}"))
+            .unwrap_or_default(),
+    )
+}
+
 pub fn query_table(dev: &str, at: AttachPoint, q: &QueryResult, names: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -183,5 +216,32 @@ mod tests {
         let names = vec!["nk_order_2".to_string(), "nk_order_1".to_string()];
         insta::assert_snapshot!(query_table("veth0", at, &q, &names));
         insta::assert_snapshot!(json(&QueryJson::new("veth0", at, &q, &names)).unwrap());
+    }
+
+    #[test]
+    fn attach_output_snapshot() {
+        let at = AttachPoint::Tcx {
+            ifindex: 3,
+            dir: Direction::Egress,
+        };
+        let linked = AttachJson {
+            dev: "veth0",
+            hook: at.to_string(),
+            prog_id: 21,
+            link_id: Some(7),
+            pin: Some("/sys/fs/bpf/nk/l1".into()),
+            position: Some(0),
+            revision: 5,
+        };
+        let plain = AttachJson {
+            link_id: None,
+            pin: None,
+            position: Some(1),
+            revision: 6,
+            hook: linked.hook.clone(),
+            ..linked
+        };
+        insta::assert_snapshot!(attach_line(&linked) + &attach_line(&plain));
+        insta::assert_snapshot!(json(&[&linked, &plain]).unwrap());
     }
 }

@@ -116,7 +116,18 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
                     pin,
                 ];
                 a.extend_from_slice(anchor);
-                run_in(&p.host, &nk, &a).map(drop)
+                a.push("--json");
+                let out = run_in(&p.host, &nk, &a)?;
+                let v: serde_json::Value = serde_json::from_str(&out)
+                    .map_err(|e| Stop::Fail(format!("prog attach --json: {e}: {out}")))?;
+                check_eq!(v["pin"].as_str(), Some(pin), "attach --json pin: {v}");
+                check!(
+                    v["prog_id"].as_u64().unwrap_or(0) > 0
+                        && v["link_id"].as_u64().unwrap_or(0) > 0
+                        && v["position"].as_u64().is_some(),
+                    "attach --json: {v}"
+                );
+                Ok(())
             };
             let result = (|| -> TResult {
                 attach("nk_order_1", &pins[0], &[])?;
