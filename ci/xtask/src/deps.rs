@@ -124,6 +124,12 @@ const TOOLS: &[Tool] = &[
         pkg: "iputils-ping",
         backports: false,
     },
+    // The sock_destroy benchmark counts syscalls with `strace -c`.
+    Tool {
+        bin: "strace",
+        pkg: "strace",
+        backports: false,
+    },
 ];
 
 /// Packages that provide headers or libraries, checked by a file they own.
