@@ -64,8 +64,8 @@ nk_sd_record(struct sock_common *skc, struct net *net, __u8 proto,
 	if (!s)
 		return NULL;
 	s->netns_cookie = net->net_cookie;
-	s->sk_cookie = skc->skc_cookie.counter;
 	s->netns_ino = net->ns.inum;
+	s->sk_cookie = skc->skc_cookie.counter;
 	s->proto = proto;
 	s->family = skc->skc_family;
 	s->state = skc->skc_state;
@@ -82,6 +82,10 @@ nk_sd_record(struct sock_common *skc, struct net *net, __u8 proto,
 	return s;
 }
 
+/* @net is the netns being walked, or NULL in the one-pass mode, where the
+ * socket's own netns is read through it (the iterator only returns sockets
+ * that hold a reference on their netns then).
+ */
 static __always_inline void nk_sd_one(struct sock_common *skc,
 				      struct net *net, __u8 proto,
 				      const struct nk_sd_args *a,
@@ -92,7 +96,7 @@ static __always_inline void nk_sd_one(struct sock_common *skc,
 	st->socks++;
 	if (!nk_sd_match(skc, a))
 		return;
-	s = nk_sd_record(skc, net, proto, st);
+	s = nk_sd_record(skc, net ? net : skc->skc_net.net, proto, st);
 	if (a->dry_run)
 		return;
 	if (!bpf_sock_destroy(skc))
@@ -115,8 +119,26 @@ int nk_sock_destroy(struct nk_sd_args *ctx)
 		return 1;
 	__builtin_memset(st, 0, sizeof(*st));
 
+	if (!a.netns_ino) {
+		/* Every netns in one pass over the shared tables (and over
+		 * the tables of the netns that have their own): much less
+		 * walking than one pass per netns over the shared tables.
+		 */
+		bpf_for_each(net, net)
+			st->netns++;
+		if (a.protos & NK_SD_TCP) {
+			bpf_for_each(tcp_sock, skc, NULL)
+				nk_sd_one(skc, NULL, NK_SD_TCP, &a, st);
+		}
+		if (a.protos & NK_SD_UDP) {
+			bpf_for_each(udp_sock, skc, NULL)
+				nk_sd_one(skc, NULL, NK_SD_UDP, &a, st);
+		}
+		return 0;
+	}
+
 	bpf_for_each(net, net) {
-		if (a.netns_ino && net->ns.inum != a.netns_ino)
+		if (net->ns.inum != a.netns_ino)
 			continue;
 		st->netns++;
 		if (a.protos & NK_SD_TCP) {
