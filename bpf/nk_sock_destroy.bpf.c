@@ -105,11 +105,27 @@ static __always_inline void nk_sd_one(struct sock_common *skc,
 		s->failed = 1;
 }
 
+/* The TCP and UDP sockets of @net, or of every netns for NULL. */
+static __always_inline void nk_sd_walk(struct net *net,
+				       const struct nk_sd_args *a,
+				       struct nk_sd_stats *st)
+{
+	struct sock_common *skc;
+
+	if (a->protos & NK_SD_TCP) {
+		bpf_for_each(tcp_sock, skc, net)
+			nk_sd_one(skc, net, NK_SD_TCP, a, st);
+	}
+	if (a->protos & NK_SD_UDP) {
+		bpf_for_each(udp_sock, skc, net)
+			nk_sd_one(skc, net, NK_SD_UDP, a, st);
+	}
+}
+
 SEC("syscall")
 int nk_sock_destroy(struct nk_sd_args *ctx)
 {
 	struct nk_sd_args a = *ctx;
-	struct sock_common *skc;
 	struct nk_sd_stats *st;
 	__u32 key = 0;
 	struct net *net;
@@ -126,14 +142,7 @@ int nk_sock_destroy(struct nk_sd_args *ctx)
 		 */
 		bpf_for_each(net, net)
 			st->netns++;
-		if (a.protos & NK_SD_TCP) {
-			bpf_for_each(tcp_sock, skc, NULL)
-				nk_sd_one(skc, NULL, NK_SD_TCP, &a, st);
-		}
-		if (a.protos & NK_SD_UDP) {
-			bpf_for_each(udp_sock, skc, NULL)
-				nk_sd_one(skc, NULL, NK_SD_UDP, &a, st);
-		}
+		nk_sd_walk(NULL, &a, st);
 		return 0;
 	}
 
@@ -141,14 +150,7 @@ int nk_sock_destroy(struct nk_sd_args *ctx)
 		if (net->ns.inum != a.netns_ino)
 			continue;
 		st->netns++;
-		if (a.protos & NK_SD_TCP) {
-			bpf_for_each(tcp_sock, skc, net)
-				nk_sd_one(skc, net, NK_SD_TCP, &a, st);
-		}
-		if (a.protos & NK_SD_UDP) {
-			bpf_for_each(udp_sock, skc, net)
-				nk_sd_one(skc, net, NK_SD_UDP, &a, st);
-		}
+		nk_sd_walk(net, &a, st);
 	}
 	return 0;
 }
