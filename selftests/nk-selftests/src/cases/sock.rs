@@ -109,24 +109,11 @@ impl Pod {
 
     /// (netns, proto, local, remote) of the sockets connected to VICTIM.
     pub fn expected(&self) -> Result<BTreeSet<(u64, String, String, String)>, Stop> {
-        let mut s = BTreeSet::new();
-        for c in &self.victims_tcp {
-            s.insert((
-                self.ino,
-                "tcp".into(),
-                c.local_addr()?.to_string(),
-                VICTIM.into(),
-            ));
-        }
-        for c in &self.victims_udp {
-            s.insert((
-                self.ino,
-                "udp".into(),
-                c.local_addr()?.to_string(),
-                VICTIM.into(),
-            ));
-        }
-        Ok(s)
+        let tcp = self.victims_tcp.iter().map(|c| ("tcp", c.local_addr()));
+        let udp = self.victims_udp.iter().map(|c| ("udp", c.local_addr()));
+        tcp.chain(udp)
+            .map(|(proto, local)| Ok((self.ino, proto.into(), local?.to_string(), VICTIM.into())))
+            .collect()
     }
 
     fn check_destroyed(&self, yes: bool) -> TResult {
