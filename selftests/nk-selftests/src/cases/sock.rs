@@ -355,20 +355,9 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
         for (i, method) in ["bpf", "diag"].into_iter().enumerate() {
             let path = format!("/run/netns/{}", pods[i].name);
             let want = pods[i].expected()?;
-            let v = nkctl_json(
-                ctx,
-                &[
-                    "sock",
-                    "destroy",
-                    "--backend",
-                    VICTIM,
-                    "--method",
-                    method,
-                    "--netns",
-                    &path,
-                    "--json",
-                ],
-            )?;
+            let mut args = destroy_argv(method).to_vec();
+            args.extend(["--netns", &path]);
+            let v = nkctl_json(ctx, &args)?;
             check_eq!(
                 v["netns_walked"].as_u64(),
                 Some(1),
