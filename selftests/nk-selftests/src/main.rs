@@ -37,7 +37,7 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("nkctl_endpoint", 4, 90, cases::tools::endpoint),
     ("netkit_runtime", 3, 60, cases::tools::netkit_runtime),
     ("e2e_datapath", 1, 90, cases::e2e::datapath),
-    ("sock_destroy", 6, 150, cases::sock::destroy),
+    ("sock_destroy", 7, 150, cases::sock::destroy),
 ];
 
 type BenchFn = fn(&Ctx, &mut harness::Reporter, usize);

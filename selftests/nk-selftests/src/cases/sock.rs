@@ -377,6 +377,102 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
         }
         Ok(())
     });
+    r.sub("ipv6_backend", || -> TResult {
+        env::require_root()?;
+        env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
+        const V6_VICTIM: &str = "[::1]:8081";
+        const V6_OTHER: &str = "[::1]:8082";
+        let name = format!("nksd-{}-v6", std::process::id());
+        let fd = env::named_netns(&name)?;
+        struct Del(String);
+        impl Drop for Del {
+            fn drop(&mut self) {
+                let _ = NetnsFd::delete_named(&self.0);
+            }
+        }
+        let _del = Del(name.clone());
+        let ino =
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(format!("/run/netns/{name}"))?);
+        /// Victims (TCP, UDP), bystanders connected to the other backend
+        /// (TCP both ends, UDP), and what must stay open meanwhile.
+        struct V6 {
+            tcp: Vec<TcpStream>,
+            udp: Vec<UdpSocket>,
+            others_tcp: Vec<TcpStream>,
+            others_udp: Vec<UdpSocket>,
+            _open: (TcpListener, TcpListener, Vec<TcpStream>),
+        }
+        let v6 = fd.run(|| -> Result<V6, Stop> {
+            let l = TcpListener::bind(V6_VICTIM)?;
+            let lo = TcpListener::bind(V6_OTHER)?;
+            let (mut tcp, mut udp, mut accepted) = (vec![], vec![], vec![]);
+            let (mut others_tcp, mut others_udp) = (vec![], vec![]);
+            for _ in 0..CLIENTS {
+                tcp.push(TcpStream::connect(V6_VICTIM)?);
+                accepted.push(l.accept()?.0);
+                others_tcp.push(TcpStream::connect(V6_OTHER)?);
+                others_tcp.push(lo.accept()?.0);
+                for (v, to) in [(&mut udp, V6_VICTIM), (&mut others_udp, V6_OTHER)] {
+                    let u = UdpSocket::bind("[::1]:0")?;
+                    u.connect(to)?;
+                    v.push(u);
+                }
+            }
+            Ok(V6 {
+                tcp,
+                udp,
+                others_tcp,
+                others_udp,
+                _open: (l, lo, accepted),
+            })
+        })??;
+        let want: SockSet = v6
+            .tcp
+            .iter()
+            .map(|c| ("tcp", c.local_addr()))
+            .chain(v6.udp.iter().map(|c| ("udp", c.local_addr())))
+            .map(|(p, a)| Ok((ino, p.to_string(), a?.to_string(), V6_VICTIM.to_string())))
+            .collect::<Result<_, Stop>>()?;
+        for method in ["bpf", "diag"] {
+            let v = nkctl_json(
+                ctx,
+                &[
+                    "sock",
+                    "destroy",
+                    "--backend",
+                    V6_VICTIM,
+                    "--method",
+                    method,
+                    "--dry-run",
+                    "--json",
+                ],
+            )?;
+            check_eq!(sockets_of(&v), want, "{method}: IPv6 dry run");
+        }
+        let v = nkctl_json(ctx, &["sock", "destroy", "--backend", V6_VICTIM, "--json"])?;
+        check_eq!(sockets_of(&v), want, "IPv6 destroy");
+        for c in &v6.tcp {
+            check_eq!(
+                env::so_error(c.as_raw_fd()),
+                libc::ECONNABORTED,
+                "v6 tcp victim"
+            );
+        }
+        for c in &v6.udp {
+            check_eq!(
+                env::so_error(c.as_raw_fd()),
+                libc::ECONNABORTED,
+                "v6 udp victim"
+            );
+        }
+        for c in &v6.others_tcp {
+            check_eq!(env::so_error(c.as_raw_fd()), 0, "v6 tcp bystander");
+        }
+        for c in &v6.others_udp {
+            check_eq!(env::so_error(c.as_raw_fd()), 0, "v6 udp bystander");
+        }
+        Ok(())
+    });
     r.sub("bad_input_is_refused", || -> TResult {
         env::require_root()?;
         for (args, want) in [
