@@ -66,6 +66,9 @@ pub struct TestProgs {
     /// Directory holding `test_progs` and its `.bpf.o` files (the cwd).
     pub dir: PathBuf,
     pub tests: Vec<String>,
+    /// Listed tests this tree does not have (on the base, the ones the
+    /// series adds): reported as skipped, with that reason.
+    pub missing: Vec<String>,
 }
 
 pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
@@ -79,16 +82,23 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
     }
     let real = k.tree.join("tools/testing/selftests/bpf");
     let staging = k.tree.join("tools/testing/selftests/nkdev-bpf");
+    let (tests, missing): (Vec<_>, Vec<_>) = tests.into_iter().partition(|t| {
+        real.join("prog_tests")
+            .join(format!("{}.c", t.name))
+            .exists()
+    });
+    let missing: Vec<String> = missing.into_iter().map(|t| t.name).collect();
+    if tests.is_empty() {
+        return Ok(Some(TestProgs {
+            dir: k.build.join("selftests/bpf"),
+            tests: Vec::new(),
+            missing,
+        }));
+    }
     let mut progs = BTreeSet::new();
     for t in &tests {
         let p = real.join("prog_tests").join(format!("{}.c", t.name));
-        let src = fs::read_to_string(&p).with_context(|| {
-            format!(
-                "upstream test {} not found in this tree ({})",
-                t.name,
-                p.display()
-            )
-        })?;
+        let src = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         progs.extend(skeleton_progs(&src));
         progs.extend(t.extra_progs.iter().cloned());
     }
@@ -117,12 +127,14 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
     );
     let names: Vec<String> = tests.iter().map(|t| t.name.clone()).collect();
     if out.join("test_progs").exists()
+        && staging.join("prog_tests/tests.h").exists()
         && fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str())
     {
         eprintln!("==> upstream: test_progs is up to date ({})", out.display());
         return Ok(Some(TestProgs {
             dir: out,
             tests: names,
+            missing,
         }));
     }
     let _ = fs::remove_file(&stamp_file);
@@ -170,6 +182,7 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
     Ok(Some(TestProgs {
         dir: out,
         tests: names,
+        missing,
     }))
 }
 
@@ -223,12 +236,15 @@ fn stage_dir(
         }
     }
     let wanted: BTreeSet<PathBuf> = want.iter().map(|(_, l)| l.clone()).collect();
+    let tests_dir = staging.join("prog_tests");
+    let mut tests_changed = false;
     for sub in ["", "prog_tests", "progs"] {
         for e in fs::read_dir(staging.join(sub))?.flatten() {
             let p = e.path();
             let is_link = e.file_type().map(|t| t.is_symlink()).unwrap_or(false);
             if is_link && !wanted.contains(&p) {
                 fs::remove_file(&p)?;
+                tests_changed |= p.parent() == Some(tests_dir.as_path());
             }
         }
     }
@@ -236,7 +252,14 @@ fn stage_dir(
         if fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
             let _ = fs::remove_file(&link);
             symlink(&target, &link)?;
+            tests_changed |= link.parent() == Some(tests_dir.as_path());
         }
+    }
+    // The Makefile regenerates prog_tests/tests.h only when a test file is
+    // newer than it; a linked-in test of the tarball is older, so it would
+    // never be registered. Drop the header whenever the set changes.
+    if tests_changed {
+        let _ = fs::remove_file(tests_dir.join("tests.h"));
     }
     Ok(())
 }

@@ -541,6 +541,27 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
                     ],
                 });
             }
+            // Not built, not run: say so in the results (exit 4 is a skip).
+            for t in tp
+                .missing
+                .iter()
+                .filter(|t| selected(args, &format!("upstream.bpf.{t}")))
+            {
+                plan.push(Entry {
+                    name: format!("upstream.bpf.{t}"),
+                    timeout: Duration::from_secs(30),
+                    format: Format::Raw,
+                    cwd: PathBuf::from("/"),
+                    argv: vec![
+                        "/bin/sh".into(),
+                        "-c".into(),
+                        format!(
+                            "echo 'SKIP: prog_tests/{t}.c is not in this kernel tree \
+                             (the series adds it)'; exit 4"
+                        ),
+                    ],
+                });
+            }
         }
     }
     if plan.is_empty() {

@@ -16,7 +16,9 @@ pub fn bpf_obj(dir: &Path, name: &str) -> Result<PathBuf, Stop> {
     let p = dir.join(name);
     if !p.is_file() {
         return Err(Stop::Fail(format!(
-            "{} missing: build with cargo xtask vmtest",
+            "{} missing: cargo xtask vmtest builds it, unless this kernel lacks \
+             the BTF types its `// nkdev: requires-btf` lines name (the base \
+             kernel without the series)",
             p.display()
         )));
     }
