@@ -61,7 +61,10 @@ pub struct DiagSock {
     pub id: uapi::inet_diag_sockid,
 }
 
-fn addr(family: u8, words: [u32; 4], port_be: u16) -> SocketAddr {
+/// A socket address from the kernel's layout: `family`, four address
+/// words in network order (IPv4 in the first), and a host-order port.
+/// inet_diag and nkctl's BPF records both use it.
+pub fn sockaddr(family: u8, words: [u32; 4], port: u16) -> SocketAddr {
     let ip = if family == libc::AF_INET as u8 {
         IpAddr::V4(Ipv4Addr::from(u32::from_be(words[0])))
     } else {
@@ -71,7 +74,22 @@ fn addr(family: u8, words: [u32; 4], port_be: u16) -> SocketAddr {
         }
         IpAddr::V6(Ipv6Addr::from(b))
     };
-    SocketAddr::new(ip, u16::from_be(port_be))
+    SocketAddr::new(ip, port)
+}
+
+/// The four network-order address words of `ip` (IPv4 in the first).
+pub fn addr_words(ip: IpAddr) -> [u32; 4] {
+    let mut w = [0u32; 4];
+    match ip {
+        IpAddr::V4(v4) => w[0] = u32::from_ne_bytes(v4.octets()),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            for (i, x) in w.iter_mut().enumerate() {
+                *x = u32::from_ne_bytes([o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3]]);
+            }
+        }
+    }
+    w
 }
 
 /// Decodes one `inet_diag_msg` payload (kernel bytes; fuzzed).
@@ -85,8 +103,8 @@ pub fn decode(proto: Proto, payload: &[u8]) -> Option<DiagSock> {
         proto,
         family: m.idiag_family,
         state: m.idiag_state,
-        src: addr(m.idiag_family, id.idiag_src, id.idiag_sport),
-        dst: addr(m.idiag_family, id.idiag_dst, id.idiag_dport),
+        src: sockaddr(m.idiag_family, id.idiag_src, u16::from_be(id.idiag_sport)),
+        dst: sockaddr(m.idiag_family, id.idiag_dst, u16::from_be(id.idiag_dport)),
         cookie: u64::from(id.idiag_cookie[0]) | (u64::from(id.idiag_cookie[1]) << 32),
         id,
     })
@@ -209,6 +227,19 @@ mod tests {
         let v6 = msg(libc::AF_INET6 as u8, [0; 4], [w(0), w(1), w(2), w(3)]);
         let s = decode(Proto::Udp, bytes_of(&v6)).unwrap();
         assert_eq!(s.dst, "[fd00::2]:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn sockaddr_round_trip() {
+        for s in ["10.0.0.2:80", "[fd00::2]:443"] {
+            let a: SocketAddr = s.parse().unwrap();
+            let family = if a.is_ipv4() {
+                libc::AF_INET
+            } else {
+                libc::AF_INET6
+            } as u8;
+            assert_eq!(sockaddr(family, addr_words(a.ip()), a.port()), a);
+        }
     }
 
     #[test]

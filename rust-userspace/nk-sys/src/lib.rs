@@ -125,7 +125,6 @@ impl Syscall<'_> {
 /// # Errors
 /// The `errno` of a failed call, as [`io::Error`].
 pub fn syscall(call: Syscall<'_>) -> io::Result<i64> {
-    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     #[cfg(any(test, feature = "fake"))]
     {
         let mut call = call;
@@ -136,14 +135,6 @@ pub fn syscall(call: Syscall<'_>) -> io::Result<i64> {
     }
     #[cfg(not(any(test, feature = "fake")))]
     real(call)
-}
-
-static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many calls went through [`syscall`] in this process (the fake's
-/// included): what benchmarks report as the syscalls a method made.
-pub fn calls() -> u64 {
-    CALLS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `ioctl(NS_GET_NSTYPE)` request number (`_IO(0xb7, 0x3)`).

@@ -23,7 +23,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nk_bpf::Object;
-use nk_netlink::diag::{DiagSocket, Proto, TCP_FULL_STATES};
+use nk_netlink::diag::{addr_words, sockaddr, DiagSocket, Proto, TCP_FULL_STATES};
+use nk_netlink::wire::{bytes_of, read_pod, Pod};
 use nk_netlink::NetnsFd;
 use nk_sys::{syscall, Syscall};
 
@@ -176,25 +177,7 @@ pub fn destroy(a: &SockDestroy) -> Result<Report, Error> {
     };
     let names = netns_names();
     let mut r = match a.method {
-        Method::Bpf if a.pin.as_ref().is_some_and(|d| d.join("prog").exists()) => {
-            // Reuse the pinned program; the object is not read.
-            by_bpf(a, Path::new(""), only.as_ref().map(|(_, ino)| *ino))?
-        }
-        Method::Bpf => {
-            let obj = a.obj.as_deref().ok_or(
-                "--method bpf needs the BPF object: --obj FILE or NK_SOCK_DESTROY_OBJ \
-                 (target/bpf/<profile>/nk_sock_destroy.bpf.o)",
-            )?;
-            if !obj.exists() {
-                return Err(format!(
-                    "--obj {}: no such file (built by `cargo xtask vmtest` from \
-                     bpf/nk_sock_destroy.bpf.c; skipped on kernels without the series)",
-                    obj.display()
-                )
-                .into());
-            }
-            by_bpf(a, obj, only.as_ref().map(|(_, ino)| *ino))?
-        }
+        Method::Bpf => by_bpf(a, only.as_ref().map(|(_, ino)| *ino))?,
         Method::Diag => by_diag(a, only)?,
     };
     for n in &mut r.netns {
@@ -416,47 +399,13 @@ pub struct SdStats {
 /// `NK_SD_MAX_FOUND`.
 pub const SD_MAX_FOUND: u32 = 65536;
 
-fn as_bytes<T: Copy>(v: &T) -> &[u8] {
-    // SAFETY: T is one of the repr(C) integer-only mirrors above (no
-    // padding bytes read as anything but u8); the slice covers exactly v.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-}
-
-fn from_bytes<T: Copy + Default>(b: &[u8]) -> T {
-    let mut v = T::default();
-    let n = std::mem::size_of::<T>().min(b.len());
-    // SAFETY: T is a repr(C) integer-only mirror: any bytes are a valid
-    // value; we copy at most size_of::<T>() bytes into it.
-    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), (&mut v as *mut T).cast::<u8>(), n) };
-    v
-}
-
-fn words(ip: IpAddr) -> [u32; 4] {
-    let mut w = [0u32; 4];
-    match ip {
-        IpAddr::V4(v4) => w[0] = u32::from_ne_bytes(v4.octets()),
-        IpAddr::V6(v6) => {
-            let o = v6.octets();
-            for (i, x) in w.iter_mut().enumerate() {
-                *x = u32::from_ne_bytes(o[i * 4..i * 4 + 4].try_into().unwrap());
-            }
-        }
-    }
-    w
-}
-
-fn sockaddr(family: u8, w: [u32; 4], port: u16) -> SocketAddr {
-    let ip = if family == libc::AF_INET as u8 {
-        IpAddr::from(w[0].to_ne_bytes())
-    } else {
-        let mut o = [0u8; 16];
-        for (i, x) in w.iter().enumerate() {
-            o[i * 4..i * 4 + 4].copy_from_slice(&x.to_ne_bytes());
-        }
-        IpAddr::from(o)
-    };
-    SocketAddr::new(ip, port)
-}
+// SAFETY: repr(C) mirrors of integer-only C structs: any byte pattern is a
+// valid value. SdArgs, the one written out, has no implicit padding.
+unsafe impl Pod for SdArgs {}
+// SAFETY: as above (read only).
+unsafe impl Pod for SdSock {}
+// SAFETY: as above (read only).
+unsafe impl Pod for SdStats {}
 
 /// The BPF_PROG_RUN context for `a`.
 pub fn sd_args(a: &SockDestroy, netns_ino: Option<u64>) -> Result<SdArgs, Error> {
@@ -465,7 +414,7 @@ pub fn sd_args(a: &SockDestroy, netns_ino: Option<u64>) -> Result<SdArgs, Error>
         Some(i) => u32::try_from(i).map_err(|_| format!("netns inode {i} does not fit u32"))?,
     };
     Ok(SdArgs {
-        daddr: words(a.backend.ip()),
+        daddr: addr_words(a.backend.ip()),
         dport: a.backend.port(),
         family: family(&a.backend),
         protos: a.proto.protos().iter().fold(0, |m, p| {
@@ -491,7 +440,27 @@ struct Loaded {
 
 const PINNED: [&str; 3] = ["prog", "nk_sd_stats", "nk_sd_found"];
 
-fn load(obj: &Path, pin: Option<&Path>) -> Result<Loaded, Error> {
+/// `--obj` (or NK_SOCK_DESTROY_OBJ), checked before anything is loaded.
+fn object_path(a: &SockDestroy) -> Result<&Path, Error> {
+    let obj = a.obj.as_deref().ok_or(
+        "--method bpf needs the BPF object: --obj FILE or NK_SOCK_DESTROY_OBJ \
+         (target/bpf/<profile>/nk_sock_destroy.bpf.o)",
+    )?;
+    if !obj.exists() {
+        return Err(format!(
+            "--obj {}: no such file (built by `cargo xtask vmtest` from \
+             bpf/nk_sock_destroy.bpf.c; skipped on kernels without the series)",
+            obj.display()
+        )
+        .into());
+    }
+    Ok(obj)
+}
+
+/// The pinned program of `--pin DIR` if there is one (the object is not
+/// read then), else the object loaded (and pinned with `--pin`).
+fn load(a: &SockDestroy) -> Result<Loaded, Error> {
+    let pin = a.pin.as_deref();
     if let Some(dir) = pin {
         if dir.join("prog").exists() {
             let get = |n: &str| nk_bpf::pin::get(&dir.join(n));
@@ -510,6 +479,7 @@ fn load(obj: &Path, pin: Option<&Path>) -> Result<Loaded, Error> {
         // yet, its parent must be on bpffs.
         nk_bpf::pin::check_bpffs(&dir.join("prog")).or_else(|_| nk_bpf::pin::check_bpffs(dir))?;
     }
+    let obj = object_path(a)?;
     let o = Object::load(obj)?;
     let l = Loaded {
         prog: o.prog("nk_sock_destroy")?,
@@ -537,13 +507,13 @@ fn load(obj: &Path, pin: Option<&Path>) -> Result<Loaded, Error> {
     })
 }
 
-fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report, Error> {
+fn by_bpf(a: &SockDestroy, netns_ino: Option<u64>) -> Result<Report, Error> {
     let args = sd_args(a, netns_ino)?;
     let t0 = std::time::Instant::now();
-    let l = load(obj, a.pin.as_deref())?;
+    let l = load(a)?;
     let setup_s = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
-    let mut ctx = as_bytes(&args).to_vec();
+    let mut ctx = bytes_of(&args).to_vec();
     let out = nk_bpf::run::run(&l.prog, &mut ctx, &[])?;
     let run_s = t1.elapsed().as_secs_f64();
     let t2 = std::time::Instant::now();
@@ -556,7 +526,7 @@ fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report,
     }
     let mut st = [0u8; std::mem::size_of::<SdStats>()];
     l.stats.lookup(&0u32.to_ne_bytes(), &mut st)?;
-    let st: SdStats = from_bytes(&st);
+    let st: SdStats = read_pod(&st).ok_or("short nk_sd_stats value")?;
     let listed = st.found.min(SD_MAX_FOUND);
     let found = if listed > 0 {
         l.found
@@ -591,7 +561,7 @@ fn by_bpf(a: &SockDestroy, obj: &Path, netns_ino: Option<u64>) -> Result<Report,
         );
     }
     for (_, v) in found.iter().take(listed as usize) {
-        let s: SdSock = from_bytes(v);
+        let s: SdSock = read_pod(v).ok_or("short nk_sd_found value")?;
         let ino = u64::from(s.netns_ino);
         let c = per_ns.entry(ino).or_insert_with(|| NetnsCount {
             ino,
@@ -749,23 +719,15 @@ mod tests {
             Some(4026531840),
         )
         .unwrap();
-        let b = as_bytes(&a);
+        let b = bytes_of(&a);
         assert_eq!(&b[..4], &[10, 1, 2, 3]);
         assert_eq!(&b[16..24], &[0x90, 0x1f, 2, 3, 1, 0, 0, 0]);
         assert_eq!(&b[24..28], &4026531840u32.to_ne_bytes());
         let a = sd_args(&args("[fd00::1]:53", ProtoArg::Udp, false), None).unwrap();
-        let b = as_bytes(&a);
+        let b = bytes_of(&a);
         assert_eq!(b[0], 0xfd);
         assert_eq!(b[15], 1);
         assert_eq!(&b[16..21], &[53, 0, 10, 2, 0]);
-    }
-
-    #[test]
-    fn sockaddr_round_trip() {
-        for s in ["10.0.0.2:80", "[fd00::2]:443"] {
-            let a: SocketAddr = s.parse().unwrap();
-            assert_eq!(sockaddr(family(&a), words(a.ip()), a.port()), a);
-        }
     }
 
     #[test]
