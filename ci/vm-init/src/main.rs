@@ -169,6 +169,16 @@ fn setup_mounts() -> Result<(), String> {
     mount_fs("tracefs", "/sys/kernel/tracing", "tracefs", nosuid, None).ok();
     // `ip netns` wants a shared /run/netns.
     let _ = fs::create_dir_all("/run/netns");
+    // The one host directory the guest may write (artifacts).
+    if cmdline_param("nkdev.out").is_some() {
+        mount_fs(
+            "nkdev.out",
+            "/run/nkdev-out",
+            "9p",
+            nosuid,
+            Some("trans=virtio,version=9p2000.L,msize=1048576"),
+        )?;
+    }
     Ok(())
 }
 

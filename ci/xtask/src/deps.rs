@@ -124,6 +124,12 @@ const TOOLS: &[Tool] = &[
         pkg: "iputils-ping",
         backports: false,
     },
+    // `cargo xtask golden` records netlink traffic on nlmon0.
+    Tool {
+        bin: "tcpdump",
+        pkg: "tcpdump",
+        backports: false,
+    },
     // The sock_destroy benchmark counts syscalls with `strace -c`.
     Tool {
         bin: "strace",

@@ -15,6 +15,7 @@ mod bindings;
 mod bpf;
 mod deps;
 mod fuzz;
+mod golden;
 mod kernel;
 mod progress;
 mod submit;
@@ -91,6 +92,8 @@ enum Cmd {
     /// Prepare the series for the lists: check, export, import.
     #[command(subcommand)]
     Series(submit::SeriesCmd),
+    /// Recapture nk-netlink's golden netlink traffic in the VM (nlmon + tcpdump).
+    Golden(golden::GoldenArgs),
     /// Regenerate the uapi bindings from the patched kernel's headers.
     Bindings {
         /// Fail if the checked-in bindings differ instead of rewriting them.
@@ -118,6 +121,7 @@ fn main() {
         Cmd::Fuzz(a) => fuzz::run(&ctx, &a),
         Cmd::Bench(a) => vmtest::bench(&ctx, &a),
         Cmd::Series(c) => submit::run(&ctx, &c),
+        Cmd::Golden(a) => golden::run(&ctx, &a),
         Cmd::Bindings { check, include } => (|| {
             let include = match include {
                 Some(i) => i,

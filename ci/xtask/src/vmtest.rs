@@ -51,6 +51,10 @@ pub struct VmtestArgs {
     /// Set by `cargo xtask bench --size`.
     #[arg(skip)]
     pub bench_size: Option<usize>,
+    /// Set by `cargo xtask golden`: run only the netlink capture, with a
+    /// writable `out/` share in the run directory.
+    #[arg(skip)]
+    pub golden: bool,
 }
 
 /// `cargo xtask bench`: benchmarks in the VM, side by side in one run.
@@ -98,6 +102,7 @@ fn bench_args(b: &BenchArgs, base_only: bool) -> VmtestArgs {
         runner_selftest: false,
         bench: Some(b.names.clone()),
         bench_size: b.size,
+        golden: false,
     }
 }
 
@@ -420,7 +425,7 @@ fn prepare(ctx: &Ctx, args: &VmtestArgs) -> Result<Prepared> {
     Ok(Prepared { k, bins, bpf_dir })
 }
 
-fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
+pub(crate) fn run_counts(ctx: &Ctx, args: &VmtestArgs) -> Result<Counts> {
     let p = prepare(ctx, args)?;
     run_prepared(ctx, args, &p)
 }
@@ -491,7 +496,20 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
             });
         }
     }
-    let only_special = args.runner_selftest || args.bench.is_some();
+    if args.golden {
+        plan.push(Entry {
+            name: "golden.capture".into(),
+            timeout: Duration::from_secs(120 * slow),
+            format: Format::Ktap,
+            cwd: "/tmp".into(),
+            argv: vec![
+                bins.selftests.display().to_string(),
+                "--golden-capture".into(),
+                vm::qemu::GUEST_OUT.into(),
+            ],
+        });
+    }
+    let only_special = args.runner_selftest || args.bench.is_some() || args.golden;
     for (case, t) in selftest_cases(&bins.selftests)?
         .into_iter()
         .filter(|_| !only_special)
@@ -603,6 +621,10 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
     eprintln!("==> vm: accelerator {}", why);
     let console = run_dir.join("console.log");
     let ktap_log = run_dir.join("ktap.log");
+    let out_dir = run_dir.join("out");
+    if args.golden {
+        fs::create_dir_all(&out_dir)?;
+    }
     let spec = VmSpec {
         bzimage: &k.bzimage,
         init: &bins.init,
@@ -619,6 +641,7 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
         accel,
         extra_cmdline: &args.append,
         keep: vec![ctx.root.clone(), ctx.target.clone(), ctx.cache.clone()],
+        out: args.golden.then_some(out_dir.as_path()),
     };
     let total: u64 = plan.iter().map(|e| e.timeout.as_secs()).sum();
     let limits = Limits {

@@ -12,6 +12,8 @@
 pub mod addr;
 pub mod diag;
 pub mod error;
+#[cfg(any(test, feature = "golden"))]
+pub mod golden;
 pub mod link;
 pub mod netkit;
 pub mod netns;

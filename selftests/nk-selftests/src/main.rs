@@ -10,6 +10,7 @@
 mod bench;
 mod cases;
 mod env;
+mod golden;
 mod harness;
 
 use std::path::PathBuf;
@@ -53,7 +54,7 @@ const BENCHES: &[(&str, usize, u64, BenchFn)] = &[
 ];
 
 fn usage() -> ! {
-    eprintln!("usage: nk-selftests --list | --list-bench | [--bpf-dir DIR] [--nkctl PATH] (--run CASE | --bench NAME [--size N])");
+    eprintln!("usage: nk-selftests --list | --list-bench | [--bpf-dir DIR] [--nkctl PATH] (--run CASE | --bench NAME [--size N]) | --golden-capture DIR");
     std::process::exit(2);
 }
 
@@ -94,6 +95,11 @@ fn main() {
             "--nkctl" => {
                 i += 1;
                 nkctl = Some(args.get(i).map(PathBuf::from).unwrap_or_else(|| usage()));
+            }
+            "--golden-capture" => {
+                i += 1;
+                let dir = args.get(i).map(PathBuf::from).unwrap_or_else(|| usage());
+                std::process::exit(golden::main(&dir));
             }
             "--run" => {
                 i += 1;

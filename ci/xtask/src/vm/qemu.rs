@@ -52,7 +52,13 @@ pub struct VmSpec<'a> {
     pub extra_cmdline: &'a str,
     /// Host directories the guest must see even under its tmpfs mounts.
     pub keep: Vec<PathBuf>,
+    /// A host directory the guest may write, mounted at
+    /// [`GUEST_OUT`] (artifacts such as `cargo xtask golden`'s pcap).
+    pub out: Option<&'a Path>,
 }
+
+/// Where the guest sees [`VmSpec::out`].
+pub const GUEST_OUT: &str = "/run/nkdev-out";
 
 /// qemu with no default devices, no network, no display, and exiting
 /// instead of rebooting (the guest's reboot ends the run).
@@ -79,10 +85,11 @@ pub fn command(spec: &VmSpec) -> Command {
     let cmdline = format!(
         "console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 loglevel=6 panic=-1 \
          root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=1048576,cache=loose ro \
-         init={} nkdev.plan={} nkdev.keep={} {}",
+         init={} nkdev.plan={} nkdev.keep={}{} {}",
         spec.init.display(),
         spec.plan.display(),
         spec.keep.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
+        if spec.out.is_some() { " nkdev.out=1" } else { "" },
         spec.extra_cmdline
     );
     match spec.accel {
@@ -116,6 +123,13 @@ pub fn command(spec: &VmSpec) -> Command {
         "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
     ]);
     c.args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=/dev/root"]);
+    if let Some(out) = spec.out {
+        c.arg("-fsdev").arg(format!(
+            "local,id=out,path={},security_model=none",
+            out.display()
+        ));
+        c.args(["-device", "virtio-9p-pci,fsdev=out,mount_tag=nkdev.out"]);
+    }
     c.stdin(Stdio::null());
     c
 }
