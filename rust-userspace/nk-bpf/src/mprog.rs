@@ -455,24 +455,105 @@ mod tests {
             ifindex: 7,
             dir: Direction::Egress,
         };
-        let text = format!(
-            "replace: {}\nfirst_rev: {}\n",
-            bytes(&prog_attach_attr(
-                fake_fd(3),
-                at,
-                Anchor::Last,
-                Some(fake_fd(8)),
-                None
-            )),
-            bytes(&prog_attach_attr(
-                fake_fd(3),
-                at,
-                Anchor::First,
-                None,
-                Some(3)
-            )),
-        );
+        let nk = AttachPoint::Netkit {
+            ifindex: 9,
+            side: NetkitSide::Primary,
+        };
+        let cases = [
+            (
+                "replace",
+                prog_attach_attr(fake_fd(3), at, Anchor::Last, Some(fake_fd(8)), None),
+            ),
+            (
+                "first_rev",
+                prog_attach_attr(fake_fd(3), at, Anchor::First, None, Some(3)),
+            ),
+            (
+                "before_prog_fd",
+                prog_attach_attr(
+                    fake_fd(3),
+                    nk,
+                    Anchor::Before(Relative::ProgFd(fake_fd(4))),
+                    None,
+                    None,
+                ),
+            ),
+            (
+                "after_prog_id",
+                prog_attach_attr(
+                    fake_fd(3),
+                    nk,
+                    Anchor::After(Relative::ProgId(42)),
+                    None,
+                    Some(7),
+                ),
+            ),
+            (
+                "before_link_id",
+                prog_attach_attr(
+                    fake_fd(3),
+                    at,
+                    Anchor::Before(Relative::LinkId(77)),
+                    None,
+                    None,
+                ),
+            ),
+        ];
+        let text: String = cases
+            .iter()
+            .map(|(n, a)| format!("{n}: {}\n", bytes(a)))
+            .collect();
         insta::assert_snapshot!(text);
+    }
+
+    /// The attrs of every bpf() call `f` makes, pointers masked (they
+    /// differ per run), as `cmd: bytes` lines.
+    fn recorded_attrs(f: impl FnOnce()) -> String {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+        {
+            let s = seen.clone();
+            let _g = nk_sys::fake::install(move |call| {
+                if let nk_sys::Syscall::Bpf { cmd, attr } = call {
+                    let mut a = **attr;
+                    if *cmd == uapi::BPF_PROG_QUERY {
+                        // SAFETY: the query member is what query() set.
+                        let q = unsafe { &mut a.query };
+                        for p in [&mut q.prog_ids, &mut q.link_ids] {
+                            if *p != 0 {
+                                *p = 0x5050_5050_5050_5050;
+                            }
+                        }
+                    }
+                    s.borrow_mut().push_str(&format!("{cmd}: {}\n", bytes(&a)));
+                }
+                Ok(0)
+            });
+            f();
+        }
+        let out = seen.borrow().clone();
+        out
+    }
+
+    #[test]
+    fn detach_and_query_attr_snapshots() {
+        let prog = ProgFd::from_owned(std::fs::File::open("/dev/null").unwrap().into());
+        let raw = prog.as_fd().as_raw_fd();
+        let text = recorded_attrs(|| {
+            let at = AttachPoint::Tcx {
+                ifindex: 7,
+                dir: Direction::Ingress,
+            };
+            prog_detach(&prog, at, Some(4)).unwrap();
+            let nk = AttachPoint::Netkit {
+                ifindex: 9,
+                side: NetkitSide::Peer,
+            };
+            // The fake reports an empty list: count, then revision.
+            assert_eq!(query(nk).unwrap(), QueryResult::default());
+        });
+        // The fd number differs per run: name it.
+        let fd = format!("{:02x}000000", raw);
+        insta::assert_snapshot!(text.replace(&fd, "FD______"));
     }
 
     /// Leaves a recognisable pattern in the stack below the caller.
