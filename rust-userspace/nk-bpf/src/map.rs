@@ -99,14 +99,11 @@ impl MapFd {
     /// ENOENT for a missing key, and the kernel's other errnos.
     pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<()> {
         let mut a = sys::attr();
-        a.__bindgen_anon_2 = uapi::bpf_attr__bindgen_ty_2 {
-            map_fd: self.as_fd().as_raw_fd() as u32,
-            key: key.as_ptr() as u64,
-            __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_2__bindgen_ty_1 {
-                value: value.as_mut_ptr() as u64,
-            },
-            flags: 0,
-        };
+        // Fields in place: a struct literal would copy its padding (after
+        // map_fd) from the stack.
+        a.__bindgen_anon_2.map_fd = self.as_fd().as_raw_fd() as u32;
+        a.__bindgen_anon_2.key = key.as_ptr() as u64;
+        a.__bindgen_anon_2.__bindgen_anon_1.value = value.as_mut_ptr() as u64;
         sys::bpf(uapi::BPF_MAP_LOOKUP_ELEM, &mut a, || {
             "BPF_MAP_LOOKUP_ELEM".into()
         })
@@ -119,14 +116,12 @@ impl MapFd {
     /// The kernel's errno.
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let mut a = sys::attr();
-        a.__bindgen_anon_2 = uapi::bpf_attr__bindgen_ty_2 {
-            map_fd: self.as_fd().as_raw_fd() as u32,
-            key: key.as_ptr() as u64,
-            __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_2__bindgen_ty_1 {
-                value: value.as_ptr() as u64,
-            },
-            flags: uapi::BPF_ANY as u64,
-        };
+        // Fields in place: a struct literal would copy its padding (after
+        // map_fd) from the stack.
+        a.__bindgen_anon_2.map_fd = self.as_fd().as_raw_fd() as u32;
+        a.__bindgen_anon_2.key = key.as_ptr() as u64;
+        a.__bindgen_anon_2.__bindgen_anon_1.value = value.as_ptr() as u64;
+        a.__bindgen_anon_2.flags = uapi::BPF_ANY as u64;
         sys::bpf(uapi::BPF_MAP_UPDATE_ELEM, &mut a, || {
             "BPF_MAP_UPDATE_ELEM".into()
         })

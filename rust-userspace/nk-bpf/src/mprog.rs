@@ -165,28 +165,20 @@ pub fn link_create_attr(
 ) -> uapi::bpf_attr {
     let (flags, relative) = encode(anchor);
     let revision = expected_revision.unwrap_or(0);
-    // Start from the zeroed union: a union literal would leave the bytes
-    // of its larger members undefined, and the kernel rejects non-zero
-    // unused fields with EINVAL.
+    // Start from the zeroed union and write the fields in place: a union
+    // literal would leave the bytes of its larger members undefined, and a
+    // struct literal its padding (tcx/netkit have 4 bytes between
+    // relative_fd and expected_revision). The kernel rejects non-zero
+    // unused fields with EINVAL, and the encoding must be deterministic.
     let mut extra = uapi::bpf_attr__bindgen_ty_14__bindgen_ty_3::default();
     match at {
         AttachPoint::Tcx { .. } => {
-            extra.tcx = uapi::bpf_attr__bindgen_ty_14__bindgen_ty_3__bindgen_ty_6 {
-                __bindgen_anon_1:
-                    uapi::bpf_attr__bindgen_ty_14__bindgen_ty_3__bindgen_ty_6__bindgen_ty_1 {
-                        relative_fd: relative,
-                    },
-                expected_revision: revision,
-            }
+            extra.tcx.__bindgen_anon_1.relative_fd = relative;
+            extra.tcx.expected_revision = revision;
         }
         AttachPoint::Netkit { .. } => {
-            extra.netkit = uapi::bpf_attr__bindgen_ty_14__bindgen_ty_3__bindgen_ty_8 {
-                __bindgen_anon_1:
-                    uapi::bpf_attr__bindgen_ty_14__bindgen_ty_3__bindgen_ty_8__bindgen_ty_1 {
-                        relative_fd: relative,
-                    },
-                expected_revision: revision,
-            }
+            extra.netkit.__bindgen_anon_1.relative_fd = relative;
+            extra.netkit.expected_revision = revision;
         }
     }
     let mut a = sys::attr();
@@ -307,27 +299,18 @@ pub struct QueryResult {
 }
 
 fn query_once(at: AttachPoint, progs: &mut [u32], links: &mut [u32]) -> Result<(u32, u64)> {
+    // Fields in place: a struct literal would copy its padding (after
+    // count) from the stack.
     let mut a = sys::attr();
-    a.query = uapi::bpf_attr__bindgen_ty_10 {
-        __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_10__bindgen_ty_1 {
-            target_ifindex: at.ifindex(),
-        },
-        attach_type: at.attach_type(),
-        prog_ids: if progs.is_empty() {
-            0
-        } else {
-            progs.as_mut_ptr() as u64
-        },
-        __bindgen_anon_2: uapi::bpf_attr__bindgen_ty_10__bindgen_ty_2 {
-            count: progs.len() as u32,
-        },
-        link_ids: if links.is_empty() {
-            0
-        } else {
-            links.as_mut_ptr() as u64
-        },
-        ..Default::default()
-    };
+    a.query.__bindgen_anon_1.target_ifindex = at.ifindex();
+    a.query.attach_type = at.attach_type();
+    if !progs.is_empty() {
+        a.query.prog_ids = progs.as_mut_ptr() as u64;
+    }
+    a.query.__bindgen_anon_2.count = progs.len() as u32;
+    if !links.is_empty() {
+        a.query.link_ids = links.as_mut_ptr() as u64;
+    }
     sys::bpf(uapi::BPF_PROG_QUERY, &mut a, || {
         format!("BPF_PROG_QUERY {at}")
     })?;
@@ -559,8 +542,51 @@ mod tests {
     /// Leaves a recognisable pattern in the stack below the caller.
     #[inline(never)]
     fn poison_stack() {
-        let mut b = [0xaau8; 8192];
+        poison_stack_with(0xaa);
+    }
+
+    #[inline(never)]
+    fn poison_stack_with(x: u8) {
+        let mut b = [x; 8192];
         std::hint::black_box(&mut b);
+    }
+
+    #[test]
+    fn attrs_do_not_depend_on_the_stack() {
+        // Padding inside the attr (tcx: between relative_fd and
+        // expected_revision) once carried stack bytes: the kernel ignored
+        // them, but the encoding must not depend on what ran before.
+        let at = AttachPoint::Tcx {
+            ifindex: 7,
+            dir: Direction::Ingress,
+        };
+        let nk = AttachPoint::Netkit {
+            ifindex: 9,
+            side: NetkitSide::Peer,
+        };
+        let enc = |x: u8| {
+            let mut out = Vec::new();
+            for p in [at, nk] {
+                poison_stack_with(x);
+                out.push(bytes(&link_create_attr(
+                    fake_fd(3),
+                    p,
+                    Anchor::After(Relative::LinkId(77)),
+                    Some(2),
+                )));
+                poison_stack_with(x);
+                out.push(bytes(&prog_attach_attr(
+                    fake_fd(3),
+                    p,
+                    Anchor::Before(Relative::ProgId(5)),
+                    None,
+                    Some(2),
+                )));
+            }
+            out
+        };
+        assert_eq!(enc(0xaa), enc(0x55));
+        assert_eq!(enc(0xaa), enc(0x00));
     }
 
     fn unused_bytes_are_zero(a: &uapi::bpf_attr, used: usize) -> bool {
