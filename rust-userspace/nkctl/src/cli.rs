@@ -206,7 +206,7 @@ pub struct Target {
 
 #[derive(Subcommand)]
 pub enum ProgCmd {
-    /// Attach a program from an ELF object.
+    /// Attach a program: from an ELF object, a bpffs pin or by id.
     Attach(ProgAttach),
     /// Detach a program (by pinned link or by program id).
     Detach(ProgDetach),
@@ -215,15 +215,22 @@ pub enum ProgCmd {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["obj", "pinned", "prog_id"])))]
 pub struct ProgAttach {
     #[command(flatten)]
     pub target: Target,
-    /// ELF object built from bpf/.
-    #[arg(long)]
-    pub obj: PathBuf,
-    /// Program (C function) name.
-    #[arg(long)]
-    pub prog: String,
+    /// ELF object built from bpf/ (with --prog).
+    #[arg(long, requires = "prog")]
+    pub obj: Option<PathBuf>,
+    /// Program (C function) name in --obj.
+    #[arg(long, requires = "obj")]
+    pub prog: Option<String>,
+    /// A program pinned in bpffs instead of --obj (bpftool's `pinned`).
+    #[arg(long, value_name = "PATH")]
+    pub pinned: Option<PathBuf>,
+    /// A loaded program by id instead of --obj (bpftool's `id`).
+    #[arg(long, value_name = "ID")]
+    pub prog_id: Option<u32>,
     /// Before every other program.
     #[arg(long, group = "anchor")]
     pub first: bool,
@@ -428,8 +435,12 @@ fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
             }
             let idx = ifindex(&mut RtSocket::open()?, &a.target.dev)?;
             let at = a.target.hook.at(idx);
-            let obj = Object::load(&a.obj)?;
-            let prog = obj.prog(&a.prog)?;
+            let prog = match (&a.obj, &a.prog, &a.pinned, a.prog_id) {
+                (Some(o), Some(name), _, _) => Object::load(o)?.prog(name)?,
+                (_, _, Some(p), _) => ProgFd::from_owned(pin::get(p)?),
+                (_, _, _, Some(id)) => ProgFd::from_id(id)?,
+                _ => return Err("give --obj OBJ --prog NAME, --pinned PATH or --prog-id ID".into()),
+            };
             let before = a.before.as_deref().map(parse_ref).transpose()?;
             let after = a.after.as_deref().map(parse_ref).transpose()?;
             let anchor = match (a.first, &before, &after) {

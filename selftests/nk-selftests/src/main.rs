@@ -35,6 +35,7 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("netkit_order", 4, 90, cases::tcx::netkit_order),
     ("tools_iproute2", 1, 60, cases::tools::iproute2),
     ("tools_bpftool", 1, 60, cases::tools::bpftool),
+    ("nkctl_prog_sources", 1, 60, cases::tools::prog_sources),
     ("nkctl_endpoint", 4, 90, cases::tools::endpoint),
     ("netkit_runtime", 3, 60, cases::tools::netkit_runtime),
     ("e2e_datapath", 1, 90, cases::e2e::datapath),
@@ -47,6 +48,7 @@ type BenchFn = fn(&Ctx, &mut harness::Reporter, usize);
 const BENCHES: &[(&str, usize, u64, BenchFn)] = &[
     ("netkit_pairs", 1000, 900, bench::netkit_pairs),
     ("tcx_attach", 1000, 900, bench::tcx_attach),
+    ("tcx_ops", 100, 600, bench::tcx_ops),
     ("redirect_peer_pps", 5, 120, bench::redirect_peer_pps),
     ("tcp_stream", 5, 180, bench::tcp_streams),
     ("vxlan_headroom", 5, 120, bench::vxlan_headroom),

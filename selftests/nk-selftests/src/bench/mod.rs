@@ -180,6 +180,153 @@ pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
     });
 }
 
+/// Per operation, nkctl against bpftool: see [`tcx_per_op`].
+pub fn tcx_ops(ctx: &Ctx, r: &mut Reporter, n: usize) {
+    r.sub("nkctl_vs_bpftool_per_op", || tcx_per_op(ctx, n));
+}
+
+/// Runs one process to completion: its wall seconds. (Its peak RSS is
+/// not reported: a child spawned by vfork or fork starts with our own
+/// high-water mark, which exec carries into ru_maxrss.)
+fn timed(cmd: &mut Command) -> Result<f64, Stop> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let t = Instant::now();
+    let mut child = cmd.spawn()?;
+    let st = child.wait()?;
+    let secs = t.elapsed().as_secs_f64();
+    if !st.success() {
+        // Run it again for the message.
+        let out = cmd.stderr(Stdio::piped()).output()?;
+        return Err(Stop::Fail(format!(
+            "{cmd:?}: {st}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(secs)
+}
+
+/// `strace -f -c` of one run of `cmd`: the number of syscalls it made.
+fn syscalls(cmd: &Command) -> Result<u64, Stop> {
+    let out_file = format!("/tmp/nk-strace-op-{}", std::process::id());
+    let out = Command::new("strace")
+        .args(["-f", "-c", "-o", &out_file])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .output()?;
+    check!(
+        out.status.success(),
+        "strace {cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let text = fs::read_to_string(&out_file)?;
+    let _ = fs::remove_file(&out_file);
+    sock::strace_total(&text).ok_or_else(|| Stop::Fail(format!("no total in:\n{text}")))
+}
+
+/// The same tcx operations through each CLI, one process per operation,
+/// interleaved so that host noise hits both alike: attach a pinned
+/// program (BPF_PROG_ATTACH; bpftool cannot create tcx links), list the
+/// hook, detach. Per operation: mean wall time and syscalls.
+fn tcx_per_op(ctx: &Ctx, n: usize) -> TResult {
+    env::require_root()?;
+    let nkctl = ctx
+        .nkctl
+        .clone()
+        .ok_or_else(|| Stop::Skip("needs --nkctl".into()))?;
+    let ns = Ns::new()?;
+    let lo = env::ifindex(&ns, "lo")?;
+    let at = AttachPoint::Tcx {
+        ifindex: lo,
+        dir: Direction::Ingress,
+    };
+    let obj = Object::load(&env::bpf_obj(&ctx.bpf_dir, "nk_tcx_order.bpf.o")?)?;
+    let prog = obj.prog("nk_order_1")?;
+    let id = prog.id()?.to_string();
+    let pin = format!("/sys/fs/bpf/nkdev-bench-op-{}", std::process::id());
+    nk_bpf::pin::pin(&prog, std::path::Path::new(&pin))?;
+    let hook = ["--dev", "lo", "--hook", "tcx-ingress"];
+    let ops: [(&str, &str, Vec<&str>); 6] = [
+        (
+            "attach",
+            "nkctl",
+            [&["prog", "attach"][..], &hook, &["--pinned", &pin]].concat(),
+        ),
+        ("query", "nkctl", [&["prog", "query"][..], &hook].concat()),
+        (
+            "detach",
+            "nkctl",
+            [&["prog", "detach"][..], &hook, &["--prog-id", &id]].concat(),
+        ),
+        (
+            "attach",
+            "bpftool",
+            vec!["net", "attach", "tcx_ingress", "pinned", &pin, "dev", "lo"],
+        ),
+        ("query", "bpftool", vec!["net", "show", "dev", "lo"]),
+        (
+            "detach",
+            "bpftool",
+            vec!["net", "detach", "tcx_ingress", "dev", "lo"],
+        ),
+    ];
+    let cmd = |tool: &str, args: &[&str]| {
+        let mut c = Command::new(if tool == "nkctl" {
+            nkctl.as_os_str()
+        } else {
+            std::ffi::OsStr::new("bpftool")
+        });
+        c.args(args);
+        c
+    };
+    let r = ns.run(|| -> TResult {
+        let mut secs = [0f64; 6];
+        for round in 0..n {
+            for (i, (op, tool, args)) in ops.iter().enumerate() {
+                secs[i] += timed(&mut cmd(tool, args))?;
+                if round == 0 && *op == "attach" {
+                    check_eq!(
+                        mprog::query(at)?.prog_ids.len(),
+                        1,
+                        "{tool} attached one program"
+                    );
+                }
+                if round == 0 && *op == "detach" {
+                    check!(mprog::query(at)?.prog_ids.is_empty(), "{tool} detached it");
+                }
+            }
+        }
+        for (i, (op, tool, args)) in ops.iter().enumerate() {
+            metric(
+                "tcx_ops",
+                &format!("{tool}_{op}_ms"),
+                secs[i] * 1000.0 / n as f64,
+            );
+            // Under ptrace, outside the timed loop; attach before detach.
+            metric(
+                "tcx_ops",
+                &format!("{tool}_{op}_syscalls"),
+                syscalls(&cmd(tool, args))? as f64,
+            );
+        }
+        for (i, op) in ["attach", "query", "detach"].iter().enumerate() {
+            metric(
+                "tcx_ops",
+                &format!("{op}_speedup_vs_bpftool"),
+                secs[i + 3] / secs[i],
+            );
+        }
+        check!(
+            mprog::query(at)?.prog_ids.is_empty(),
+            "nothing left attached"
+        );
+        Ok(())
+    });
+    nk_bpf::pin::unpin(std::path::Path::new(&pin))?;
+    r?
+}
+
 /// Sends UDP probes to `dst` with sendmmsg(2) in batches of 64 until `secs`
 /// have passed; returns (packets sent, seconds).
 fn blast(ns: &Ns, dst: std::net::Ipv4Addr, secs: f64) -> Result<(u64, f64), Stop> {

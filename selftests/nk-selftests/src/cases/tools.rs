@@ -203,6 +203,94 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
     );
 }
 
+/// `prog attach --pinned PATH` and `--prog-id ID` attach a program that is
+/// already loaded, as bpftool's `pinned`/`id` do; bpftool sees the same
+/// list, and a missing pin is refused with the syscall and errno.
+pub fn prog_sources(ctx: &Ctx, r: &mut Reporter) {
+    r.sub("pinned_and_id_sources_match_bpftool", || -> TResult {
+        env::require_root()?;
+        let p = env::netkit_pair(nk_netlink::NetkitMode::L3)?;
+        let nk = nkctl(ctx)?;
+        let obj = nk_bpf::Object::load(&env::bpf_obj(&ctx.bpf_dir, "nk_tcx_order.bpf.o")?)?;
+        let (a, b) = (obj.prog("nk_order_1")?, obj.prog("nk_order_2")?);
+        let (ida, idb) = (a.id()?, b.id()?);
+        let pin = format!("/sys/fs/bpf/nkdev-src-{}", std::process::id());
+        nk_bpf::pin::pin(&a, std::path::Path::new(&pin))?;
+        let hook = ["--dev", "nk0", "--hook", "netkit-peer"];
+        let result = (|| -> TResult {
+            let out = run_in(
+                &p.host,
+                &nk,
+                &[
+                    &["prog", "attach"][..],
+                    &hook,
+                    &["--pinned", &pin, "--json"],
+                ]
+                .concat(),
+            )?;
+            let v: Value = serde_json::from_str(&out)?;
+            check_eq!(v["prog_id"].as_u64(), Some(u64::from(ida)), "--pinned: {v}");
+            check!(v["link_id"].is_null(), "a program attachment, no link: {v}");
+            let idb_s = idb.to_string();
+            run_in(
+                &p.host,
+                &nk,
+                &[
+                    &["prog", "attach"][..],
+                    &hook,
+                    &["--prog-id", &idb_s, "--first"],
+                ]
+                .concat(),
+            )?;
+            let bt: Value = serde_json::from_str(&run_in(
+                &p.host,
+                "bpftool",
+                &["-j", "net", "show", "dev", "nk0"],
+            )?)?;
+            let ids: Vec<u64> = bt[0]["tc"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["kind"].as_str() == Some("netkit/peer"))
+                .filter_map(|e| e["prog_id"].as_u64())
+                .collect();
+            check_eq!(
+                ids,
+                vec![u64::from(idb), u64::from(ida)],
+                "bpftool order: {bt}"
+            );
+            let missing = p.host.run(|| {
+                Command::new(&nk)
+                    .args(["prog", "attach"])
+                    .args(hook)
+                    .args(["--pinned", "/sys/fs/bpf/nkdev-no-such-pin"])
+                    .output()
+            })??;
+            let err = String::from_utf8_lossy(&missing.stderr);
+            check!(
+                !missing.status.success()
+                    && err.contains("BPF_OBJ_GET")
+                    && err.contains("No such file"),
+                "missing pin: {err}"
+            );
+            Ok(())
+        })();
+        for id in [ida, idb] {
+            let id = id.to_string();
+            let r = run_in(
+                &p.host,
+                &nk,
+                &[&["prog", "detach"][..], &hook, &["--prog-id", &id]].concat(),
+            );
+            if result.is_ok() {
+                r?;
+            }
+        }
+        nk_bpf::pin::unpin(std::path::Path::new(&pin))?;
+        result
+    });
+}
+
 /// `nkctl endpoint` in Cilium's three datapath modes: traffic both ways,
 /// the endpoint program on the right hook, L3's missing MAC shown as
 /// such, and `endpoint del` leaving nothing behind.
