@@ -275,13 +275,40 @@ struct Bins {
 /// The target triple of the static release build.
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Builds the guest's binaries. Tests use the dev profile (faster to
-/// build). Benchmarks use what an operator would install: a release
-/// build, linked statically (glibc, libelf, zlib), which starts ~35 %
-/// faster than a dynamic one because no loader runs; that is most of a
-/// one-shot CLI's time. Static needs an explicit target (so build scripts
-/// and proc macros stay dynamic) and the .a files of libelf-dev and
-/// zlib1g-dev.
+/// `cargo build --release` of `pkgs`, linked statically for
+/// [`STATIC_TARGET`] (glibc, and libelf and zlib from their `.a` files).
+/// The target must be explicit so that build scripts and proc macros stay
+/// dynamic. Returns the command and the directory the binaries land in.
+fn static_build(ctx: &Ctx, pkgs: &[&str], features: &[&str]) -> Result<(Command, PathBuf)> {
+    let libdir = Command::new("pkg-config")
+        .args(["--variable=libdir", "libelf"])
+        .output()
+        .context("pkg-config --variable=libdir libelf")?;
+    let libdir = String::from_utf8_lossy(&libdir.stdout).trim().to_string();
+    if libdir.is_empty() {
+        bail!("pkg-config finds no libelf (install libelf-dev)");
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&ctx.root)
+        .args(["build", "--quiet", "--release", "--target", STATIC_TARGET]);
+    for p in pkgs {
+        cmd.args(["-p", p]);
+    }
+    for f in features {
+        cmd.args(["--features", f]);
+    }
+    cmd.env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("LIBBPF_SYS_LIBRARY_PATH", &libdir);
+    Ok((cmd, ctx.target.join(STATIC_TARGET).join("release")))
+}
+
+/// Builds the guest's binaries. Tests use the dev profile for the test
+/// binaries (faster to build). Benchmarks use what an operator would
+/// install: a static release build, which starts ~35 % faster than a
+/// dynamic one because no loader runs; that is most of a one-shot CLI's
+/// time. nk-init, PID 1, is always a static release build: the guest
+/// loads it over 9p before the first test, and the debug build is 7 MB.
 fn cargo_build(ctx: &Ctx, release: bool) -> Result<Bins> {
     let stage = Stage::new(format!(
         "userspace: cargo build{} (nk-init, nk-selftests, nkctl)",
@@ -289,46 +316,37 @@ fn cargo_build(ctx: &Ctx, release: bool) -> Result<Bins> {
     ));
     let log = log_path(&ctx.target, "cargo-build");
     let _ = fs::remove_file(&log);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&ctx.root).args([
-        "build",
-        "--quiet",
-        "-p",
-        "nk-init",
-        "-p",
-        "nk-selftests",
-        "-p",
-        "nkctl",
-    ]);
-    let dir = if release {
-        let libdir = Command::new("pkg-config")
-            .args(["--variable=libdir", "libelf"])
-            .output()
-            .context("pkg-config --variable=libdir libelf")?;
-        let libdir = String::from_utf8_lossy(&libdir.stdout).trim().to_string();
-        if libdir.is_empty() {
-            bail!("pkg-config finds no libelf (install libelf-dev)");
-        }
-        cmd.args([
-            "--release",
-            "--features",
-            "nkctl/static",
-            "--target",
-            STATIC_TARGET,
-        ])
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env("LIBBPF_SYS_LIBRARY_PATH", &libdir);
-        ctx.target.join(STATIC_TARGET).join("release")
+    let (bins, init) = if release {
+        let (mut cmd, dir) = static_build(
+            ctx,
+            &["nk-init", "nk-selftests", "nkctl"],
+            &["nkctl/static"],
+        )?;
+        run_logged("cargo build", &mut cmd, &log)?;
+        (dir.clone(), dir)
     } else {
-        ctx.target.join("debug")
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        run_logged(
+            "cargo build",
+            Command::new(cargo).current_dir(&ctx.root).args([
+                "build",
+                "--quiet",
+                "-p",
+                "nk-selftests",
+                "-p",
+                "nkctl",
+            ]),
+            &log,
+        )?;
+        let (mut cmd, dir) = static_build(ctx, &["nk-init"], &[])?;
+        run_logged("cargo build nk-init", &mut cmd, &log)?;
+        (ctx.target.join("debug"), dir)
     };
-    run_logged("cargo build", &mut cmd, &log)?;
     stage.done("built");
     Ok(Bins {
-        init: dir.join("nk-init"),
-        selftests: dir.join("nk-selftests"),
-        nkctl: dir.join("nkctl"),
+        init: init.join("nk-init"),
+        selftests: bins.join("nk-selftests"),
+        nkctl: bins.join("nkctl"),
     })
 }
 
@@ -650,7 +668,7 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
         fs::create_dir_all(&out_dir)?;
     }
     let spec = VmSpec {
-        bzimage: &k.bzimage,
+        kernel: vm::qemu::boot_image(&k.build, &k.bzimage, &k.vmlinux),
         init: &bins.init,
         plan: &plan_path,
         console: &console,

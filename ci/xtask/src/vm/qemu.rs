@@ -41,7 +41,9 @@ impl Accel {
 
 /// Everything needed to start one VM.
 pub struct VmSpec<'a> {
-    pub bzimage: &'a Path,
+    /// What `-kernel` boots: `vmlinux` through its PVH entry when the
+    /// kernel has one (see [`boot_image`]), else the bzImage.
+    pub kernel: &'a Path,
     pub init: &'a Path,
     pub plan: &'a Path,
     pub console: &'a Path,
@@ -105,7 +107,7 @@ pub fn command(spec: &VmSpec) -> Command {
         &spec.cpus.to_string(),
     ]);
     c.arg("-kernel")
-        .arg(spec.bzimage)
+        .arg(spec.kernel)
         .arg("-append")
         .arg(cmdline.trim());
     c.arg("-chardev")
@@ -132,6 +134,21 @@ pub fn command(spec: &VmSpec) -> Command {
     }
     c.stdin(Stdio::null());
     c
+}
+
+/// The image to boot. With `CONFIG_PVH`, qemu loads the uncompressed
+/// `vmlinux` ELF and enters it at its PVH note: no real-mode setup and no
+/// decompression. Under TCG that reaches the kernel's first line in
+/// 0.18-0.22 s instead of 0.47-0.54 s for the bzImage (3 runs each).
+pub fn boot_image<'a>(build: &Path, bzimage: &'a Path, vmlinux: &'a Path) -> &'a Path {
+    let pvh = fs::read_to_string(build.join(".config"))
+        .map(|c| c.lines().any(|l| l == "CONFIG_PVH=y"))
+        .unwrap_or(false);
+    if pvh && vmlinux.exists() {
+        vmlinux
+    } else {
+        bzimage
+    }
 }
 
 /// A running qemu that is killed when dropped, so that no qemu outlives
