@@ -67,8 +67,20 @@ pub fn run(ctx: &Ctx, a: &GoldenArgs) -> Result<bool> {
     let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
     m["tree"] = tree.into();
     fs::write(&path, serde_json::to_string_pretty(&m)? + "\n")?;
+    // Replay the new capture now, and rewrite its text dissection (an insta
+    // snapshot) so that review shows what changed on the wire.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = std::process::Command::new(cargo)
+        .current_dir(&ctx.root)
+        .args(["test", "--quiet", "-p", "nk-netlink", "golden"])
+        .env("INSTA_UPDATE", "always")
+        .status()?;
+    if !st.success() {
+        bail!("the new capture does not replay: see the test output above");
+    }
     eprintln!(
-        "==> golden: wrote {} in {}; `cargo test -p nk-netlink golden` replays them",
+        "==> golden: wrote {} in {} and replayed them; the readable diff is in \
+         rust-userspace/nk-netlink/src/golden/snapshots/",
         FILES.join(", "),
         dest.display()
     );

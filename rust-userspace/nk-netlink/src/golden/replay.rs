@@ -49,6 +49,8 @@ struct Tape {
     frames: Vec<Frame>,
     pos: usize,
     step: String,
+    /// The step that sent or read each frame.
+    owner: Vec<String>,
     error: Option<String>,
 }
 
@@ -87,6 +89,7 @@ impl Tape {
                     return self.fail(why);
                 }
                 self.pos += 1;
+                self.owner.push(self.step.clone());
                 Ok(buf.len() as i64)
             }
             Syscall::Recv { buf, .. } => {
@@ -99,6 +102,7 @@ impl Tape {
                 let n = f.data.len().min(buf.len());
                 buf[..n].copy_from_slice(&f.data[..n]);
                 self.pos += 1;
+                self.owner.push(self.step.clone());
                 Ok(n as i64)
             }
             other => {
@@ -129,14 +133,14 @@ fn fd_at(n: i32) -> OwnedFd {
     fd
 }
 
-#[test]
-fn replay_matches_the_kernel_capture() {
+/// Replays the capture; returns the frames and the step of each.
+fn replay() -> (Vec<Frame>, Vec<String>) {
     let (m, frames) = load();
-    let total = frames.len();
     let tape = Rc::new(RefCell::new(Tape {
-        frames,
+        frames: frames.clone(),
         pos: 0,
         step: String::new(),
+        owner: Vec::new(),
         error: None,
     }));
     let ns = fd_at(m.peer_ns_fd);
@@ -154,61 +158,154 @@ fn replay_matches_the_kernel_capture() {
         panic!("replay: {e}\n(if the library's wire format changed on purpose, recapture with `cargo xtask golden`)");
     }
     r.unwrap_or_else(|e| panic!("replay: {e}"));
-    assert_eq!(t.pos, total, "the script left captured frames unread");
+    assert_eq!(
+        t.pos,
+        frames.len(),
+        "the script left captured frames unread"
+    );
+    (frames, t.owner.clone())
 }
 
-/// Attribute types per context in one netlink message payload.
-fn walk(family: u16, h: &uapi::nlmsghdr, p: &[u8], out: &mut BTreeSet<(String, u16)>) {
-    fn put(ctx: &str, b: &[u8], out: &mut BTreeSet<(String, u16)>) {
-        for (t, _) in Attrs::new(b) {
-            out.insert((ctx.to_string(), t));
-        }
+#[test]
+fn replay_matches_the_kernel_capture() {
+    replay();
+}
+
+/// One attribute: nesting depth, context (see `COVERED`), type, payload.
+type Attr<'a> = (usize, String, u16, &'a [u8]);
+
+fn put<'a>(depth: usize, ctx: &str, b: &'a [u8], out: &mut Vec<Attr<'a>>) {
+    for (t, v) in Attrs::new(b) {
+        out.push((depth, ctx.to_string(), t, v));
     }
+}
+
+/// The attributes of one message, in order, nests after their parent.
+fn walk<'a>(family: u16, h: &uapi::nlmsghdr, p: &'a [u8]) -> Vec<Attr<'a>> {
+    let mut out = Vec::new();
     let ifi = wire::align(std::mem::size_of::<uapi::ifinfomsg>());
     match (u32::from(family), u32::from(h.nlmsg_type)) {
         (0, uapi::RTM_NEWLINK | uapi::RTM_GETLINK | uapi::RTM_DELLINK) => {
-            let attrs = p.get(ifi..).unwrap_or_default();
-            put("link", attrs, out);
-            for (t, info) in Attrs::new(attrs) {
+            for (t, v) in Attrs::new(p.get(ifi..).unwrap_or_default()) {
+                out.push((0, "link".into(), t, v));
                 if u32::from(t) != uapi::IFLA_LINKINFO {
                     continue;
                 }
-                put("linkinfo", info, out);
-                let kind = Attrs::new(info)
+                let kind = Attrs::new(v)
                     .find(|(t, _)| u32::from(*t) == uapi::IFLA_INFO_KIND)
-                    .and_then(|(_, v)| wire::get_str(v))
+                    .and_then(|(_, k)| wire::get_str(k))
                     .unwrap_or_default();
-                for (t, data) in Attrs::new(info) {
+                for (t, info) in Attrs::new(v) {
+                    out.push((1, "linkinfo".into(), t, info));
                     if u32::from(t) != uapi::IFLA_INFO_DATA {
                         continue;
                     }
-                    put(&kind, data, out);
-                    for (_, peer) in Attrs::new(data).filter(|(t, _)| {
-                        (kind == "netkit" && u32::from(*t) == uapi::IFLA_NETKIT_PEER_INFO)
-                            || (kind == "veth" && u32::from(*t) == uapi::VETH_INFO_PEER)
-                    }) {
-                        put(
-                            &format!("{kind}_peer"),
-                            peer.get(ifi..).unwrap_or_default(),
-                            out,
-                        );
+                    for (t, data) in Attrs::new(info) {
+                        out.push((2, kind.clone(), t, data));
+                        let peer = (kind == "netkit"
+                            && u32::from(t) == uapi::IFLA_NETKIT_PEER_INFO)
+                            || (kind == "veth" && u32::from(t) == uapi::VETH_INFO_PEER);
+                        if peer {
+                            put(
+                                3,
+                                &format!("{kind}_peer"),
+                                data.get(ifi..).unwrap_or_default(),
+                                &mut out,
+                            );
+                        }
                     }
                 }
             }
         }
-        (0, uapi::RTM_NEWADDR) => put("addr", p.get(8..).unwrap_or_default(), out),
-        (0, uapi::RTM_NEWROUTE) => put("route", p.get(12..).unwrap_or_default(), out),
-        (0, uapi::RTM_NEWNEIGH) => put("neigh", p.get(12..).unwrap_or_default(), out),
+        (0, uapi::RTM_NEWADDR) => put(0, "addr", p.get(8..).unwrap_or_default(), &mut out),
+        (0, uapi::RTM_NEWROUTE) => put(0, "route", p.get(12..).unwrap_or_default(), &mut out),
+        (0, uapi::RTM_NEWNEIGH) => put(0, "neigh", p.get(12..).unwrap_or_default(), &mut out),
         (_, uapi::NLMSG_ERROR) if u32::from(h.nlmsg_flags) & uapi::NLM_F_ACK_TLVS != 0 => {
             // Acks are capped (NETLINK_CAP_ACK): errno, then the header.
             put(
+                0,
                 "error",
                 p.get(4 + wire::NLMSG_HDRLEN..).unwrap_or_default(),
-                out,
+                &mut out,
             )
         }
         _ => {}
     }
+    out
+}
+
+fn msg_name(family: u16, ty: u16) -> String {
+    let n = match (u32::from(family), u32::from(ty)) {
+        (_, uapi::NLMSG_ERROR) => "NLMSG_ERROR",
+        (_, uapi::NLMSG_DONE) => "NLMSG_DONE",
+        (0, uapi::RTM_NEWLINK) => "RTM_NEWLINK",
+        (0, uapi::RTM_DELLINK) => "RTM_DELLINK",
+        (0, uapi::RTM_GETLINK) => "RTM_GETLINK",
+        (0, uapi::RTM_NEWADDR) => "RTM_NEWADDR",
+        (0, uapi::RTM_NEWROUTE) => "RTM_NEWROUTE",
+        (0, uapi::RTM_NEWNEIGH) => "RTM_NEWNEIGH",
+        (4, uapi::SOCK_DIAG_BY_FAMILY) => "SOCK_DIAG_BY_FAMILY",
+        (4, uapi::SOCK_DESTROY) => "SOCK_DESTROY",
+        _ => return format!("type {ty}"),
+    };
+    n.to_string()
+}
+
+/// The capture as text, by step: one line per message and per attribute
+/// (names from `COVERED`, payloads in hex, long ones cut), so that a
+/// recapture shows up in review as a readable diff.
+fn dissect(frames: &[Frame], owner: &[String]) -> String {
+    let mut out = String::new();
+    let mut step = "";
+    for (f, o) in frames.iter().zip(owner) {
+        if o != step {
+            step = o;
+            out.push_str(&format!("== {step}\n"));
+        }
+        for (h, p) in wire::messages(&f.data) {
+            let errno = (u32::from(h.nlmsg_type) == uapi::NLMSG_ERROR)
+                .then(|| {
+                    p.get(..4)
+                        .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+                })
+                .flatten()
+                .map(|e| format!(" errno {e}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{} {}{errno} flags {:#06x} seq {} len {}\n",
+                if f.to_kernel { ">" } else { "<" },
+                msg_name(f.family, h.nlmsg_type),
+                h.nlmsg_flags,
+                h.nlmsg_seq,
+                h.nlmsg_len
+            ));
+            for (depth, ctx, t, v) in walk(f.family, &h, p) {
+                let name = COVERED
+                    .iter()
+                    .find(|(c, ty, _)| *c == ctx && *ty == t)
+                    .map(|(_, _, n)| n.to_string())
+                    .unwrap_or_else(|| format!("{ctx}.{t}"));
+                let shown = &v[..v.len().min(24)];
+                let more = if v.len() > 24 {
+                    format!(" ..({} bytes)", v.len())
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!(
+                    "  {}{name} {}{more}\n",
+                    "  ".repeat(depth),
+                    hex(shown)
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn capture_dissection_snapshot() {
+    let (frames, owner) = replay();
+    insta::assert_snapshot!(dissect(&frames, &owner));
 }
 
 #[test]
@@ -217,16 +314,19 @@ fn capture_covers_every_attribute_we_encode_or_decode() {
     let mut seen = BTreeSet::new();
     for f in &frames {
         for (h, p) in wire::messages(&f.data) {
-            walk(f.family, &h, p, &mut seen);
+            for (_, ctx, t, _) in walk(f.family, &h, p) {
+                seen.insert((ctx, t));
+            }
         }
     }
     let missing: Vec<_> = COVERED
         .iter()
-        .filter(|(ctx, t)| !seen.contains(&(ctx.to_string(), *t)))
+        .filter(|(ctx, t, _)| !seen.contains(&(ctx.to_string(), *t)))
+        .map(|(ctx, _, name)| format!("{ctx}/{name}"))
         .collect();
     assert!(
         missing.is_empty(),
-        "attributes nk-netlink handles but the capture lacks (context, type): {missing:?}"
+        "attributes nk-netlink handles but the capture lacks: {missing:?}"
     );
 }
 
