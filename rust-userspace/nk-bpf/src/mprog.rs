@@ -377,6 +377,14 @@ mod tests {
             .join(" ")
     }
 
+    fn tcx7(dir: Direction) -> AttachPoint {
+        AttachPoint::Tcx { ifindex: 7, dir }
+    }
+
+    fn nk9(side: NetkitSide) -> AttachPoint {
+        AttachPoint::Netkit { ifindex: 9, side }
+    }
+
     fn fake_fd(n: i32) -> BorrowedFd<'static> {
         // SAFETY: only the number is read, for encoding; never used as an fd.
         unsafe { BorrowedFd::borrow_raw(n) }
@@ -384,14 +392,8 @@ mod tests {
 
     #[test]
     fn link_create_attr_snapshots() {
-        let at = AttachPoint::Tcx {
-            ifindex: 7,
-            dir: Direction::Ingress,
-        };
-        let nk = AttachPoint::Netkit {
-            ifindex: 9,
-            side: NetkitSide::Peer,
-        };
+        let at = tcx7(Direction::Ingress);
+        let nk = nk9(NetkitSide::Peer);
         let cases = [
             ("last", link_create_attr(fake_fd(3), at, Anchor::Last, None)),
             (
@@ -434,14 +436,8 @@ mod tests {
 
     #[test]
     fn prog_attach_attr_snapshots() {
-        let at = AttachPoint::Tcx {
-            ifindex: 7,
-            dir: Direction::Egress,
-        };
-        let nk = AttachPoint::Netkit {
-            ifindex: 9,
-            side: NetkitSide::Primary,
-        };
+        let at = tcx7(Direction::Egress);
+        let nk = nk9(NetkitSide::Primary);
         let cases = [
             (
                 "replace",
@@ -522,15 +518,9 @@ mod tests {
         let prog = ProgFd::from_owned(std::fs::File::open("/dev/null").unwrap().into());
         let raw = prog.as_fd().as_raw_fd();
         let text = recorded_attrs(|| {
-            let at = AttachPoint::Tcx {
-                ifindex: 7,
-                dir: Direction::Ingress,
-            };
+            let at = tcx7(Direction::Ingress);
             prog_detach(&prog, at, Some(4)).unwrap();
-            let nk = AttachPoint::Netkit {
-                ifindex: 9,
-                side: NetkitSide::Peer,
-            };
+            let nk = nk9(NetkitSide::Peer);
             // The fake reports an empty list: count, then revision.
             assert_eq!(query(nk).unwrap(), QueryResult::default());
         });
@@ -556,14 +546,8 @@ mod tests {
         // Padding inside the attr (tcx: between relative_fd and
         // expected_revision) once carried stack bytes: the kernel ignored
         // them, but the encoding must not depend on what ran before.
-        let at = AttachPoint::Tcx {
-            ifindex: 7,
-            dir: Direction::Ingress,
-        };
-        let nk = AttachPoint::Netkit {
-            ifindex: 9,
-            side: NetkitSide::Peer,
-        };
+        let at = tcx7(Direction::Ingress);
+        let nk = nk9(NetkitSide::Peer);
         let enc = |x: u8| {
             let mut out = Vec::new();
             for p in [at, nk] {
@@ -607,10 +591,7 @@ mod tests {
         // garbage there (both bugs were seen against a real kernel).
         for _ in 0..4 {
             poison_stack();
-            let at = AttachPoint::Netkit {
-                ifindex: 9,
-                side: NetkitSide::Peer,
-            };
+            let at = nk9(NetkitSide::Peer);
             let a = link_create_attr(fake_fd(3), at, Anchor::After(Relative::LinkId(77)), Some(2));
             assert!(unused_bytes_are_zero(&a, 32), "link_create");
             poison_stack();

@@ -29,7 +29,6 @@ use std::os::fd::BorrowedFd;
 use nk_sys::uapi;
 
 use crate::diag::{DiagSocket, Proto, TCP_FULL_STATES};
-use crate::link::{IFLA_NETKIT_HEADROOM, IFLA_NETKIT_TAILROOM};
 use crate::wire::MsgBuilder;
 use crate::{
     Error, LinkChange, LinkInfo, Mac, NetkitMode, NetkitPolicy, NetkitScrub, NetkitSpec, NetnsRef,
@@ -514,85 +513,60 @@ pub const STEPS: &[(&str, StepFn)] = &[
     ("delete", delete),
 ];
 
+/// `(context, uapi::NAME as u16, "NAME")`.
+macro_rules! covered {
+    ($ctx:literal, $name:ident) => {
+        ($ctx, uapi::$name as u16, stringify!($name))
+    };
+}
+
 /// Attribute types (context, type, name) that the library encodes or
 /// decodes and the capture must therefore contain. The context is the
 /// nest the attribute sits in.
 pub const COVERED: &[(&str, u16, &str)] = &[
-    ("link", uapi::IFLA_IFNAME as u16, "IFLA_IFNAME"),
-    ("link", uapi::IFLA_ADDRESS as u16, "IFLA_ADDRESS"),
-    ("link", uapi::IFLA_MTU as u16, "IFLA_MTU"),
-    ("link", uapi::IFLA_MIN_MTU as u16, "IFLA_MIN_MTU"),
-    ("link", uapi::IFLA_MAX_MTU as u16, "IFLA_MAX_MTU"),
-    ("link", uapi::IFLA_LINK as u16, "IFLA_LINK"),
-    ("link", uapi::IFLA_LINK_NETNSID as u16, "IFLA_LINK_NETNSID"),
-    ("link", uapi::IFLA_NET_NS_FD as u16, "IFLA_NET_NS_FD"),
-    ("link", uapi::IFLA_NET_NS_PID as u16, "IFLA_NET_NS_PID"),
-    ("link", uapi::IFLA_GSO_MAX_SIZE as u16, "IFLA_GSO_MAX_SIZE"),
-    (
-        "link",
-        uapi::IFLA_GSO_IPV4_MAX_SIZE as u16,
-        "IFLA_GSO_IPV4_MAX_SIZE",
-    ),
-    ("link", uapi::IFLA_TSO_MAX_SIZE as u16, "IFLA_TSO_MAX_SIZE"),
-    ("link", uapi::IFLA_STATS64 as u16, "IFLA_STATS64"),
-    ("link", uapi::IFLA_LINKINFO as u16, "IFLA_LINKINFO"),
-    ("link", crate::link::IFLA_HEADROOM, "IFLA_HEADROOM"),
-    ("link", crate::link::IFLA_TAILROOM, "IFLA_TAILROOM"),
-    ("linkinfo", uapi::IFLA_INFO_KIND as u16, "IFLA_INFO_KIND"),
-    ("linkinfo", uapi::IFLA_INFO_DATA as u16, "IFLA_INFO_DATA"),
-    (
-        "netkit",
-        uapi::IFLA_NETKIT_PEER_INFO as u16,
-        "IFLA_NETKIT_PEER_INFO",
-    ),
-    (
-        "netkit",
-        uapi::IFLA_NETKIT_PRIMARY as u16,
-        "IFLA_NETKIT_PRIMARY",
-    ),
-    ("netkit", uapi::IFLA_NETKIT_MODE as u16, "IFLA_NETKIT_MODE"),
-    (
-        "netkit",
-        uapi::IFLA_NETKIT_POLICY as u16,
-        "IFLA_NETKIT_POLICY",
-    ),
-    (
-        "netkit",
-        uapi::IFLA_NETKIT_PEER_POLICY as u16,
-        "IFLA_NETKIT_PEER_POLICY",
-    ),
-    (
-        "netkit",
-        uapi::IFLA_NETKIT_SCRUB as u16,
-        "IFLA_NETKIT_SCRUB",
-    ),
-    (
-        "netkit",
-        uapi::IFLA_NETKIT_PEER_SCRUB as u16,
-        "IFLA_NETKIT_PEER_SCRUB",
-    ),
-    ("netkit", IFLA_NETKIT_HEADROOM, "IFLA_NETKIT_HEADROOM"),
-    ("netkit", IFLA_NETKIT_TAILROOM, "IFLA_NETKIT_TAILROOM"),
-    ("netkit_peer", uapi::IFLA_IFNAME as u16, "IFLA_IFNAME"),
-    ("netkit_peer", uapi::IFLA_ADDRESS as u16, "IFLA_ADDRESS"),
-    ("netkit_peer", uapi::IFLA_MTU as u16, "IFLA_MTU"),
-    ("netkit_peer", uapi::IFLA_NET_NS_FD as u16, "IFLA_NET_NS_FD"),
-    (
-        "netkit_peer",
-        uapi::IFLA_NET_NS_PID as u16,
-        "IFLA_NET_NS_PID",
-    ),
-    ("veth", uapi::VETH_INFO_PEER as u16, "VETH_INFO_PEER"),
-    ("veth_peer", uapi::IFLA_IFNAME as u16, "IFLA_IFNAME"),
-    ("veth_peer", uapi::IFLA_NET_NS_FD as u16, "IFLA_NET_NS_FD"),
-    ("addr", uapi::IFA_LOCAL as u16, "IFA_LOCAL"),
-    ("addr", uapi::IFA_ADDRESS as u16, "IFA_ADDRESS"),
-    ("route", uapi::RTA_DST as u16, "RTA_DST"),
-    ("route", uapi::RTA_OIF as u16, "RTA_OIF"),
-    ("route", uapi::RTA_GATEWAY as u16, "RTA_GATEWAY"),
-    ("neigh", uapi::NDA_DST as u16, "NDA_DST"),
-    ("neigh", uapi::NDA_LLADDR as u16, "NDA_LLADDR"),
-    ("error", uapi::NLMSGERR_ATTR_MSG as u16, "NLMSGERR_ATTR_MSG"),
+    covered!("link", IFLA_IFNAME),
+    covered!("link", IFLA_ADDRESS),
+    covered!("link", IFLA_MTU),
+    covered!("link", IFLA_MIN_MTU),
+    covered!("link", IFLA_MAX_MTU),
+    covered!("link", IFLA_LINK),
+    covered!("link", IFLA_LINK_NETNSID),
+    covered!("link", IFLA_NET_NS_FD),
+    covered!("link", IFLA_NET_NS_PID),
+    covered!("link", IFLA_GSO_MAX_SIZE),
+    covered!("link", IFLA_GSO_IPV4_MAX_SIZE),
+    covered!("link", IFLA_TSO_MAX_SIZE),
+    covered!("link", IFLA_STATS64),
+    covered!("link", IFLA_LINKINFO),
+    covered!("link", IFLA_HEADROOM),
+    covered!("link", IFLA_TAILROOM),
+    covered!("linkinfo", IFLA_INFO_KIND),
+    covered!("linkinfo", IFLA_INFO_DATA),
+    covered!("netkit", IFLA_NETKIT_PEER_INFO),
+    covered!("netkit", IFLA_NETKIT_PRIMARY),
+    covered!("netkit", IFLA_NETKIT_MODE),
+    covered!("netkit", IFLA_NETKIT_POLICY),
+    covered!("netkit", IFLA_NETKIT_PEER_POLICY),
+    covered!("netkit", IFLA_NETKIT_SCRUB),
+    covered!("netkit", IFLA_NETKIT_PEER_SCRUB),
+    covered!("netkit", IFLA_NETKIT_HEADROOM),
+    covered!("netkit", IFLA_NETKIT_TAILROOM),
+    covered!("netkit_peer", IFLA_IFNAME),
+    covered!("netkit_peer", IFLA_ADDRESS),
+    covered!("netkit_peer", IFLA_MTU),
+    covered!("netkit_peer", IFLA_NET_NS_FD),
+    covered!("netkit_peer", IFLA_NET_NS_PID),
+    covered!("veth", VETH_INFO_PEER),
+    covered!("veth_peer", IFLA_IFNAME),
+    covered!("veth_peer", IFLA_NET_NS_FD),
+    covered!("addr", IFA_LOCAL),
+    covered!("addr", IFA_ADDRESS),
+    covered!("route", RTA_DST),
+    covered!("route", RTA_OIF),
+    covered!("route", RTA_GATEWAY),
+    covered!("neigh", NDA_DST),
+    covered!("neigh", NDA_LLADDR),
+    covered!("error", NLMSGERR_ATTR_MSG),
 ];
 
 /// Runs the script; `on_step` is called before each step with its name.

@@ -111,20 +111,25 @@ pub fn netkit_pairs(_: &Ctx, r: &mut Reporter, n: usize) {
     });
 }
 
+/// A fresh netns, tcx ingress of its lo, and a loaded program for it.
+fn lo_ingress_setup(ctx: &Ctx) -> Result<(Ns, AttachPoint, nk_bpf::ProgFd), Stop> {
+    let ns = Ns::new()?;
+    let at = AttachPoint::Tcx {
+        ifindex: env::ifindex(&ns, "lo")?,
+        dir: Direction::Ingress,
+    };
+    let obj = Object::load(&env::bpf_obj(&ctx.bpf_dir, "nk_tcx_order.bpf.o")?)?;
+    let prog = obj.prog("nk_order_1")?;
+    Ok((ns, at, prog))
+}
+
 /// tcx attach + detach cycles on one device: nk-bpf links in one process
 /// against one bpftool process per attach and per detach (the way a
 /// script uses it; bpftool has no batch mode for tcx).
 pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
     r.sub("nkctl_vs_bpftool", || -> TResult {
         env::require_root()?;
-        let ns = Ns::new()?;
-        let lo = env::ifindex(&ns, "lo")?;
-        let at = AttachPoint::Tcx {
-            ifindex: lo,
-            dir: Direction::Ingress,
-        };
-        let obj = Object::load(&env::bpf_obj(&ctx.bpf_dir, "nk_tcx_order.bpf.o")?)?;
-        let prog = obj.prog("nk_order_1")?;
+        let (ns, at, prog) = lo_ingress_setup(ctx)?;
         let fd0 = fds();
         let t = Instant::now();
         for _ in 0..n {
@@ -235,14 +240,7 @@ fn tcx_per_op(ctx: &Ctx, n: usize) -> TResult {
         .nkctl
         .clone()
         .ok_or_else(|| Stop::Skip("needs --nkctl".into()))?;
-    let ns = Ns::new()?;
-    let lo = env::ifindex(&ns, "lo")?;
-    let at = AttachPoint::Tcx {
-        ifindex: lo,
-        dir: Direction::Ingress,
-    };
-    let obj = Object::load(&env::bpf_obj(&ctx.bpf_dir, "nk_tcx_order.bpf.o")?)?;
-    let prog = obj.prog("nk_order_1")?;
+    let (ns, at, prog) = lo_ingress_setup(ctx)?;
     let id = prog.id()?.to_string();
     let pin = format!("/sys/fs/bpf/nkdev-bench-op-{}", std::process::id());
     nk_bpf::pin::pin(&prog, std::path::Path::new(&pin))?;
