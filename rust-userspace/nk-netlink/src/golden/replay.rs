@@ -135,6 +135,9 @@ fn fd_at(n: i32) -> OwnedFd {
 
 /// Replays the capture; returns the frames and the step of each.
 fn replay() -> (Vec<Frame>, Vec<String>) {
+    // Replays share fd number 1000: one at a time.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let (m, frames) = load();
     let tape = Rc::new(RefCell::new(Tape {
         frames: frames.clone(),
