@@ -321,6 +321,11 @@ fn run(con: &mut Console) -> Result<i32, String> {
         "# nkdev: boot {}\n",
         uptime.split_whitespace().next().unwrap_or("?")
     ));
+    // The host checks this against the vCPUs it gave qemu.
+    emit(&format!(
+        "# nkdev: cpus {}\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    ));
     con.say(&format!(
         "nk-init: running {} test(s), KTAP on {port}",
         plan.len()

@@ -721,6 +721,13 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
             started.elapsed().as_secs_f64()
         );
     }
+    match report.guest_cpus {
+        Some(n) if n != args.cpus => eprintln!(
+            "    warning: the guest brought up {n} CPU(s); --cpus asked for {}",
+            args.cpus
+        ),
+        _ => {}
+    }
     eprintln!(
         "    results: {}/results.ktap, summary.json, console.log",
         run_dir.display()

@@ -69,6 +69,7 @@ struct Live {
     booted: Option<Duration>,
     first_test: Option<Duration>,
     guest_uptime: Option<f64>,
+    guest_cpus: Option<u32>,
     running: Option<(usize, Instant)>,
     durations: Vec<Option<Duration>>,
     con_test: Option<usize>,
@@ -141,6 +142,8 @@ impl Live {
         if let Some(up) = line.strip_prefix("# nkdev: boot ") {
             self.booted = Some(t0.elapsed());
             self.guest_uptime = up.trim().parse().ok();
+        } else if let Some(n) = line.strip_prefix("# nkdev: cpus ") {
+            self.guest_cpus = n.trim().parse().ok();
         } else if let Some(i) = marker(line, "# nkdev: begin ") {
             self.first_test.get_or_insert(t0.elapsed());
             self.running = Some((i, Instant::now()));
@@ -268,6 +271,7 @@ fn live_into(l: Live) -> report::LiveFacts {
         booted: l.booted,
         first_test: l.first_test,
         guest_uptime: l.guest_uptime,
+        guest_cpus: l.guest_cpus,
         running: l.running.map(|(i, _)| i),
         durations: l.durations,
         splats: l.splats,

@@ -103,8 +103,11 @@ pub fn command(spec: &VmSpec) -> Command {
         "q35",
         "-m",
         &spec.mem_mb.to_string(),
+        // One socket per vCPU: with qemu's default (cores of one socket)
+        // SeaBIOS's MP table lists only the boot CPU, and this kernel
+        // (no ACPI) then runs on one CPU whatever --cpus says.
         "-smp",
-        &spec.cpus.to_string(),
+        &format!("{0},sockets={0}", spec.cpus),
     ]);
     c.arg("-kernel")
         .arg(spec.kernel)

@@ -20,6 +20,8 @@ pub struct LiveFacts {
     pub booted: Option<Duration>,
     pub first_test: Option<Duration>,
     pub guest_uptime: Option<f64>,
+    /// Online CPUs nk-init saw.
+    pub guest_cpus: Option<u32>,
     pub running: Option<usize>,
     pub durations: Vec<Option<Duration>>,
     pub splats: Vec<(Option<usize>, Splat)>,
@@ -51,6 +53,8 @@ pub struct VmReport {
     pub first_test_seconds: Option<f64>,
     /// Guest uptime when nk-init started.
     pub guest_uptime_at_init: Option<f64>,
+    /// CPUs the guest kernel brought up.
+    pub guest_cpus: Option<u32>,
 }
 
 impl VmReport {
@@ -202,6 +206,7 @@ pub fn build(
         boot_seconds: live.booted.map(|d| d.as_secs_f64()),
         first_test_seconds: live.first_test.map(|d| d.as_secs_f64()),
         guest_uptime_at_init: live.guest_uptime,
+        guest_cpus: live.guest_cpus,
     }
 }
 
@@ -298,6 +303,7 @@ mod tests {
             booted: Some(Duration::from_secs(1)),
             first_test: None,
             guest_uptime: None,
+            guest_cpus: None,
             running,
             durations: vec![None; 3],
             splats,
