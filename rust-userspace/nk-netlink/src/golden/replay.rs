@@ -121,7 +121,7 @@ fn fd_at(n: i32) -> OwnedFd {
     let d = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, n) };
     assert!(
         d >= 0,
-        "F_DUPFD_CLOEXEC: {}",
+        "F_DUPFD_CLOEXEC to fd {n}: {} (the replay needs RLIMIT_NOFILE above {n})",
         std::io::Error::last_os_error()
     );
     // SAFETY: d is the new descriptor fcntl just returned; nothing else owns it.
