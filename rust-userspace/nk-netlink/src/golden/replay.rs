@@ -115,6 +115,21 @@ impl Tape {
 
 /// A file at exactly fd number `n`, standing in for the capture's netns fd.
 fn fd_at(n: i32) -> OwnedFd {
+    // Make room for fd n if the soft limit is lower (and the hard one allows).
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid rlimit to write into.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0
+        && lim.rlim_cur <= n as libc::rlim_t
+        && lim.rlim_max > n as libc::rlim_t
+    {
+        lim.rlim_cur = n as libc::rlim_t + 1;
+        // SAFETY: lim is a valid rlimit; raising the soft limit up to the
+        // hard one is always allowed.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
     let f = std::fs::File::open("/dev/null").expect("open /dev/null");
     // SAFETY: f is an open fd we own; F_DUPFD_CLOEXEC returns a new fd (or
     // -1) and touches no memory.
