@@ -50,38 +50,97 @@ fn first_line(cmd: &str, arg: &str) -> Result<String, Stop> {
     Ok(text.lines().next().unwrap_or_default().trim().to_string())
 }
 
-fn capture(out: &Path) -> TResult {
-    env::require_root()?;
-    // Everything below happens in a fresh netns: lo is ifindex 1 and the
-    // only traffic nlmon sees is the script's.
-    let here = NetnsFd::create()?;
-    let _inside = here.enter()?;
-    sh(&["ip", "link", "set", "lo", "up"])?;
-    sh(&["ip", "link", "add", "nlmon0", "type", "nlmon"])?;
-    sh(&["ip", "link", "set", "nlmon0", "up"])?;
+/// The script's surroundings: a fresh netns (this thread stays in it),
+/// with lo up and nlmon0; another netns by fd (at [`PEER_NS_FD`]) and by
+/// a pid in it; a TCP listener with one connection, and a UDP socket.
+struct World {
+    _inside: nk_netlink::netns::NetnsGuard,
+    _here: NetnsFd,
+    peer_fd: OwnedFd,
+    sleeper: Reap,
+    listener: TcpListener,
+    client: TcpStream,
+    _accepted: TcpStream,
+    udp: UdpSocket,
+}
 
-    let peer = NetnsFd::create()?;
-    // SAFETY: peer's fd is open; F_DUPFD_CLOEXEC returns a new fd or -1.
-    let d = unsafe { libc::fcntl(peer.as_fd().as_raw_fd(), libc::F_DUPFD_CLOEXEC, PEER_NS_FD) };
-    if d < 0 {
-        return Err(Stop::Fail(format!(
-            "F_DUPFD_CLOEXEC: {}",
-            std::io::Error::last_os_error()
-        )));
+impl World {
+    fn new() -> Result<World, Stop> {
+        env::require_root()?;
+        // lo is ifindex 1 here, and the only netlink traffic is the script's.
+        let here = NetnsFd::create()?;
+        let inside = here.enter()?;
+        sh(&["ip", "link", "set", "lo", "up"])?;
+        sh(&["ip", "link", "add", "nlmon0", "type", "nlmon"])?;
+        sh(&["ip", "link", "set", "nlmon0", "up"])?;
+
+        let peer = NetnsFd::create()?;
+        // SAFETY: peer's fd is open; F_DUPFD_CLOEXEC returns a new fd or -1.
+        let d = unsafe { libc::fcntl(peer.as_fd().as_raw_fd(), libc::F_DUPFD_CLOEXEC, PEER_NS_FD) };
+        if d < 0 {
+            return Err(Stop::Fail(format!(
+                "F_DUPFD_CLOEXEC: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: d is the descriptor fcntl just returned, owned by nobody else.
+        let peer_fd = unsafe { OwnedFd::from_raw_fd(d) };
+        let sleeper = Reap(peer.run(|| {
+            Command::new("sleep")
+                .arg("600")
+                .stdin(Stdio::null())
+                .spawn()
+        })??);
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let client = TcpStream::connect(listener.local_addr()?)?;
+        let (accepted, _) = listener.accept()?;
+        let udp = UdpSocket::bind("127.0.0.1:0")?;
+        Ok(World {
+            _inside: inside,
+            _here: here,
+            peer_fd,
+            sleeper,
+            listener,
+            client,
+            _accepted: accepted,
+            udp,
+        })
     }
-    // SAFETY: d is the descriptor fcntl just returned, owned by nobody else.
-    let peer_fd = unsafe { OwnedFd::from_raw_fd(d) };
-    let sleeper = Reap(peer.run(|| {
-        Command::new("sleep")
-            .arg("600")
-            .stdin(Stdio::null())
-            .spawn()
-    })??);
 
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let client = TcpStream::connect(listener.local_addr()?)?;
-    let (_accepted, _) = listener.accept()?;
-    let udp = UdpSocket::bind("127.0.0.1:0")?;
+    fn manifest(&self, how: &str, tcpdump: String) -> Result<Manifest, Stop> {
+        Ok(Manifest {
+            how: how.into(),
+            kernel: first_line("uname", "-r")?,
+            kernel_version: std::fs::read_to_string("/proc/version")?.trim().to_string(),
+            tree: String::new(),
+            tcpdump,
+            steps: golden::STEPS.iter().map(|(n, _)| n.to_string()).collect(),
+            peer_ns_fd: self.peer_fd.as_raw_fd(),
+            peer_pid: self.sleeper.0.id(),
+            tcp_listener: self.listener.local_addr()?,
+            tcp_client: self.client.local_addr()?,
+            udp: self.udp.local_addr()?,
+        })
+    }
+}
+
+/// `nk.golden_script`: the golden script against this kernel, without
+/// capturing: every step's checks of what the kernel answers, on each
+/// run, so a kernel change that would alter the capture shows up here.
+pub fn script(_: &crate::Ctx, r: &mut Reporter) {
+    r.sub("every_step_checks_out", || {
+        let w = World::new()?;
+        let m = w.manifest("nk.golden_script (no capture)", String::new())?;
+        let env = Env {
+            peer_ns: w.peer_fd.as_fd(),
+            m: &m,
+        };
+        golden::run(&env, |name| println!("# step {name}")).map_err(Stop::Fail)
+    });
+}
+
+fn capture(out: &Path) -> TResult {
+    let w = World::new()?;
 
     // tcpdump writes to tmpfs with a 32 MiB ring: writing each packet over
     // 9p under TCG is slow enough for the kernel to drop some.
@@ -114,24 +173,14 @@ fn capture(out: &Path) -> TResult {
         }
     }
 
-    let m = Manifest {
-        how: "nk-selftests --golden-capture (cargo xtask golden): nk_netlink::golden::STEPS \
-              run in a fresh netns of the nkdev VM while `tcpdump -i nlmon0 -s 0 -U` recorded \
-              every NETLINK_ROUTE and NETLINK_SOCK_DIAG skb"
-            .into(),
-        kernel: first_line("uname", "-r")?,
-        kernel_version: std::fs::read_to_string("/proc/version")?.trim().to_string(),
-        tree: String::new(),
-        tcpdump: first_line("tcpdump", "--version")?,
-        steps: golden::STEPS.iter().map(|(n, _)| n.to_string()).collect(),
-        peer_ns_fd: d,
-        peer_pid: sleeper.0.id(),
-        tcp_listener: listener.local_addr()?,
-        tcp_client: client.local_addr()?,
-        udp: udp.local_addr()?,
-    };
+    let m = w.manifest(
+        "nk-selftests --golden-capture (cargo xtask golden): nk_netlink::golden::STEPS \
+         run in a fresh netns of the nkdev VM while `tcpdump -i nlmon0 -s 0 -U` recorded \
+         every NETLINK_ROUTE and NETLINK_SOCK_DIAG skb",
+        first_line("tcpdump", "--version")?,
+    )?;
     let env = Env {
-        peer_ns: peer_fd.as_fd(),
+        peer_ns: w.peer_fd.as_fd(),
         m: &m,
     };
     let r = golden::run(&env, |name| println!("# step {name}"));
@@ -163,7 +212,7 @@ fn capture(out: &Path) -> TResult {
         out.join("rtnetlink.json"),
         serde_json::to_string_pretty(&m)? + "\n",
     )?;
-    drop(sleeper);
+    drop(w);
     Ok(())
 }
 
