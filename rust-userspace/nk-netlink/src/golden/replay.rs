@@ -51,6 +51,8 @@ struct Tape {
     step: String,
     /// The step that sent or read each frame.
     owner: Vec<String>,
+    /// Netlink family of each socket the script opened, by fd.
+    families: std::collections::HashMap<i32, u16>,
     error: Option<String>,
 }
 
@@ -63,17 +65,27 @@ impl Tape {
 
     fn call(&mut self, c: &mut Syscall<'_>) -> std::io::Result<i64> {
         match c {
-            Syscall::Socket { .. } => {
+            Syscall::Socket { proto, .. } => {
                 let f = std::fs::File::open("/dev/null")?;
-                Ok(i64::from(OwnedFd::from(f).into_raw_fd()))
+                let fd = OwnedFd::from(f).into_raw_fd();
+                self.families.insert(fd, *proto as u16);
+                Ok(i64::from(fd))
             }
             Syscall::SetSockOpt { .. } | Syscall::BindNetlink { .. } => Ok(0),
-            Syscall::Send { buf, .. } => {
+            Syscall::Send { fd, buf } => {
                 let Some(f) = self.frames.get(self.pos) else {
                     return self.fail("a request after the end of the capture".into());
                 };
                 if !f.to_kernel {
                     return self.fail("a request where the capture has a reply".into());
+                }
+                let family = self.families.get(&fd.as_raw_fd()).copied();
+                if family != Some(f.family) {
+                    let why = format!(
+                        "request on a netlink socket of family {family:?}, captured on family {}",
+                        f.family
+                    );
+                    return self.fail(why);
                 }
                 if **buf != *f.data {
                     let at = buf
@@ -159,6 +171,7 @@ fn replay() -> (Vec<Frame>, Vec<String>) {
         pos: 0,
         step: String::new(),
         owner: Vec::new(),
+        families: Default::default(),
         error: None,
     }));
     let ns = fd_at(m.peer_ns_fd);
