@@ -173,7 +173,7 @@ fn setup_mounts() -> Result<(), String> {
     if cmdline_param("nkdev.out").is_some() {
         mount_fs(
             "nkdev.out",
-            "/run/nkdev-out",
+            nk_init::GUEST_OUT,
             "9p",
             nosuid,
             Some("trans=virtio,version=9p2000.L,msize=1048576"),

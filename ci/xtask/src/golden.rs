@@ -28,18 +28,8 @@ pub fn run(ctx: &Ctx, a: &GoldenArgs) -> Result<bool> {
         bail!("the golden capture needs the series (IFLA_NETKIT_HEADROOM, IFLA_HEADROOM): drop --base-only");
     }
     let args = VmtestArgs {
-        kernel: a.kernel.clone(),
-        kvm: a.kvm,
-        filter: vec![],
-        test_timeout: 120,
-        run_timeout: None,
-        cpus: 2,
-        list: false,
-        append: String::new(),
-        runner_selftest: false,
-        bench: None,
-        bench_size: None,
         golden: true,
+        ..VmtestArgs::defaults(a.kernel.clone(), a.kvm)
     };
     let c = vmtest::run_counts(ctx, &args)?;
     println!("{c}");

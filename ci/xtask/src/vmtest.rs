@@ -86,23 +86,36 @@ pub fn bench(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     Ok(c.ok())
 }
 
+impl VmtestArgs {
+    /// The command line's defaults, for commands that run the VM with a
+    /// plan of their own (`bench`, `golden`).
+    pub fn defaults(kernel: KernelArgs, kvm: KvmMode) -> VmtestArgs {
+        VmtestArgs {
+            kernel,
+            kvm,
+            filter: vec![],
+            test_timeout: 120,
+            run_timeout: None,
+            cpus: 2,
+            list: false,
+            append: String::new(),
+            runner_selftest: false,
+            bench: None,
+            bench_size: None,
+            golden: false,
+        }
+    }
+}
+
 /// The VM run of `bench` on the base (`base_only`) or the patched kernel.
 fn bench_args(b: &BenchArgs, base_only: bool) -> VmtestArgs {
     let mut kernel = b.kernel.clone();
     kernel.base_only = base_only;
     VmtestArgs {
-        kernel,
-        kvm: b.kvm,
-        filter: vec![],
         test_timeout: 900,
-        run_timeout: None,
-        cpus: 2,
-        list: false,
-        append: String::new(),
-        runner_selftest: false,
         bench: Some(b.names.clone()),
         bench_size: b.size,
-        golden: false,
+        ..VmtestArgs::defaults(kernel, b.kvm)
     }
 }
 
@@ -280,14 +293,6 @@ const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// The target must be explicit so that build scripts and proc macros stay
 /// dynamic. Returns the command and the directory the binaries land in.
 fn static_build(ctx: &Ctx, pkgs: &[&str], features: &[&str]) -> Result<(Command, PathBuf)> {
-    let libdir = Command::new("pkg-config")
-        .args(["--variable=libdir", "libelf"])
-        .output()
-        .context("pkg-config --variable=libdir libelf")?;
-    let libdir = String::from_utf8_lossy(&libdir.stdout).trim().to_string();
-    if libdir.is_empty() {
-        bail!("pkg-config finds no libelf (install libelf-dev)");
-    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&ctx.root)
@@ -298,8 +303,19 @@ fn static_build(ctx: &Ctx, pkgs: &[&str], features: &[&str]) -> Result<(Command,
     for f in features {
         cmd.args(["--features", f]);
     }
-    cmd.env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env("LIBBPF_SYS_LIBRARY_PATH", &libdir);
+    cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
+    // Only nkctl's `static` feature links libelf and zlib from their .a.
+    if !features.is_empty() {
+        let out = Command::new("pkg-config")
+            .args(["--variable=libdir", "libelf"])
+            .output()
+            .context("pkg-config --variable=libdir libelf")?;
+        let libdir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if libdir.is_empty() {
+            bail!("pkg-config finds no libelf (install libelf-dev)");
+        }
+        cmd.env("LIBBPF_SYS_LIBRARY_PATH", libdir);
+    }
     Ok((cmd, ctx.target.join(STATIC_TARGET).join("release")))
 }
 
@@ -547,7 +563,7 @@ fn run_prepared_full(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<(Coun
             argv: vec![
                 bins.selftests.display().to_string(),
                 "--golden-capture".into(),
-                vm::qemu::GUEST_OUT.into(),
+                nk_init::GUEST_OUT.into(),
             ],
         });
     }

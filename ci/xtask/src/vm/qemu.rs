@@ -55,12 +55,9 @@ pub struct VmSpec<'a> {
     /// Host directories the guest must see even under its tmpfs mounts.
     pub keep: Vec<PathBuf>,
     /// A host directory the guest may write, mounted at
-    /// [`GUEST_OUT`] (artifacts such as `cargo xtask golden`'s pcap).
+    /// `nk_init::GUEST_OUT` (artifacts such as `cargo xtask golden`'s pcap).
     pub out: Option<&'a Path>,
 }
-
-/// Where the guest sees [`VmSpec::out`].
-pub const GUEST_OUT: &str = "/run/nkdev-out";
 
 /// qemu with no default devices, no network, no display, and exiting
 /// instead of rebooting (the guest's reboot ends the run).
