@@ -36,6 +36,8 @@ pub struct TestResult {
     pub diagnostics: Vec<String>,
     /// Subtests (indented by 2 more spaces, printed before this line).
     pub subtests: Vec<TestResult>,
+    /// The plan (`1..N`) the subtests declared, if they printed one.
+    pub subtest_plan: Option<u32>,
 }
 
 /// A parsed KTAP document (or one nesting level of one).
@@ -71,6 +73,67 @@ impl Document {
         let mut c = (0, 0, 0);
         walk(&self.results, &mut c);
         c
+    }
+}
+
+/// How deep subtests may nest. Deeper lines are kept as diagnostics, so
+/// that hostile or broken output cannot make the parser recurse without
+/// bound (kselftests nest two or three levels).
+pub const MAX_DEPTH: usize = 16;
+
+impl Document {
+    /// Every level whose declared plan (`1..N`) differs from the number
+    /// of results it printed: a loop that stopped short, or a test that
+    /// died between two subtests. `1..0 # SKIP` plans are not checked.
+    pub fn plan_mismatches(&self) -> Vec<String> {
+        fn level(path: &str, plan: Option<u32>, rs: &[TestResult], out: &mut Vec<String>) {
+            if let Some(n) = plan {
+                if n as usize != rs.len() {
+                    let at = if path.is_empty() { "top level" } else { path };
+                    out.push(format!(
+                        "{at}: plan 1..{n} but {} result(s) reported",
+                        rs.len()
+                    ));
+                }
+            }
+            for r in rs {
+                if !r.subtests.is_empty() || r.subtest_plan.is_some() {
+                    let p = if path.is_empty() {
+                        r.name.clone()
+                    } else {
+                        format!("{path}/{}", r.name)
+                    };
+                    level(&p, r.subtest_plan, &r.subtests, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let plan = if self.skip_all.is_some() {
+            None
+        } else {
+            self.plan
+        };
+        level("", plan, &self.results, &mut out);
+        out
+    }
+
+    /// The document as KTAP text at `depth` (2 spaces a level): what
+    /// [`parse`] reads back into the same results.
+    pub fn write(&self, depth: usize) -> String {
+        let mut w = Writer {
+            out: String::new(),
+            indent: depth,
+        };
+        w.line("KTAP version 1");
+        w.line(&format!(
+            "1..{}",
+            self.plan.unwrap_or(self.results.len() as u32)
+        ));
+        w.results(&self.results);
+        for d in &self.trailing {
+            w.diag(d);
+        }
+        w.take()
     }
 }
 
@@ -143,6 +206,11 @@ fn parse_level(lines: &[(usize, &str)], pos: &mut usize, depth: usize) -> Docume
             *pos += 1;
             continue;
         }
+        if d > depth && depth >= MAX_DEPTH {
+            *pos += 1;
+            diags.push(format!("(nested deeper than {MAX_DEPTH} levels) {line}"));
+            continue;
+        }
         if d > depth {
             // A nested block: everything deeper belongs to the next result.
             let sub = parse_level(lines, pos, depth + 1);
@@ -150,6 +218,7 @@ fn parse_level(lines: &[(usize, &str)], pos: &mut usize, depth: usize) -> Docume
                 Some(p) => {
                     p.results.extend(sub.results);
                     p.trailing.extend(sub.trailing);
+                    p.plan = p.plan.or(sub.plan);
                 }
                 None => pending_sub = Some(sub),
             }
@@ -180,6 +249,7 @@ fn parse_level(lines: &[(usize, &str)], pos: &mut usize, depth: usize) -> Docume
                 outcome: outcome(ok, dir),
                 diagnostics,
                 subtests: sub.results,
+                subtest_plan: sub.plan,
             });
             continue;
         }
@@ -234,6 +304,25 @@ impl Writer {
             Outcome::Todo(why) => format!("ok {number} {name} # TODO {why}"),
         };
         self.line(&l);
+    }
+
+    /// Result lines for `rs`, each after its nested subtests (at one
+    /// level deeper) and its diagnostics.
+    pub fn results(&mut self, rs: &[TestResult]) {
+        for r in rs {
+            if !r.subtests.is_empty() {
+                let mut sub = Writer::new(
+                    self.indent + 1,
+                    r.subtest_plan.unwrap_or(r.subtests.len() as u32),
+                );
+                sub.results(&r.subtests);
+                self.out.push_str(&sub.take());
+            }
+            for d in &r.diagnostics {
+                self.diag(d);
+            }
+            self.result(r.number, &r.name, &r.outcome);
+        }
     }
 
     /// Takes what has been written so far.
@@ -298,6 +387,46 @@ mod tests {
     fn skip_all_plan() {
         let doc = parse("KTAP version 1\n1..0 # SKIP not root\n");
         assert_eq!(doc.skip_all.as_deref(), Some("not root"));
+    }
+
+    #[test]
+    fn short_plans_are_found_at_every_level() {
+        let doc = parse(
+            "KTAP version 1\n1..3\n  KTAP version 1\n  1..4\n  ok 1 a\n  ok 2 b\nok 1 loop\nok 2 two\n",
+        );
+        assert_eq!(
+            doc.plan_mismatches(),
+            [
+                "top level: plan 1..3 but 2 result(s) reported",
+                "loop: plan 1..4 but 2 result(s) reported"
+            ]
+        );
+        let full = parse("KTAP version 1\n1..1\n  KTAP version 1\n  1..1\n  ok 1 a\nok 1 t\n");
+        assert!(full.plan_mismatches().is_empty());
+        assert!(parse("KTAP version 1\n1..0 # SKIP no root\n")
+            .plan_mismatches()
+            .is_empty());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut text = String::new();
+        for d in 0..200 {
+            text.push_str(&format!("{}ok 1 level{d}\n", "  ".repeat(200 - d)));
+        }
+        let doc = parse(&text);
+        fn depth(rs: &[TestResult]) -> usize {
+            rs.iter().map(|r| 1 + depth(&r.subtests)).max().unwrap_or(0)
+        }
+        assert!(depth(&doc.results) <= MAX_DEPTH + 1);
+    }
+
+    #[test]
+    fn write_reads_back_the_same_results() {
+        let text = "KTAP version 1\n1..2\n  KTAP version 1\n  1..2\n  # why\n  ok 1 a\n  ok 2 b # SKIP no x\nok 1 suite\nnot ok 2 c # TIMEOUT 3s\n";
+        let doc = parse(text);
+        assert_eq!(parse(&doc.write(0)).results, doc.results);
+        assert_eq!(doc.write(0), text);
     }
 
     #[test]

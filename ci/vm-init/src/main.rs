@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use ktap::Outcome;
 use nix::mount::{mount, MsFlags};
 use nk_init::plan::{self, Entry, Format};
+use nk_init::test_progs;
 
 const KTAP_PORT_NAME: &str = "nkdev.ktap";
 
@@ -411,6 +412,7 @@ fn run_one(e: &Entry, emit: &mut impl FnMut(&str)) -> Outcome {
     });
     let mut captured = String::new();
     let mut timed_out = false;
+    let mut tp = test_progs::Reader::default();
     loop {
         let left = e.timeout.saturating_sub(start.elapsed());
         match rx.recv_timeout(left.min(Duration::from_millis(200))) {
@@ -418,7 +420,7 @@ fn run_one(e: &Entry, emit: &mut impl FnMut(&str)) -> Outcome {
                 let shown = match e.format {
                     Format::Ktap => format!("  {line}\n"),
                     Format::Raw => format!("  # {line}\n"),
-                    Format::TestProgs => match plan::test_progs_result(&line) {
+                    Format::TestProgs => match tp.line(&line) {
                         Some((n, name, outcome)) => {
                             let mut w = ktap::Writer::default();
                             w.result(n, &name, &outcome);
@@ -452,9 +454,28 @@ fn run_one(e: &Entry, emit: &mut impl FnMut(&str)) -> Outcome {
     // SAFETY: kill(2) on the test's own process group; harmless if gone.
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
     let status = child.wait();
+    // Whatever escaped the process group (setsid, a double fork) would
+    // outlive the test and hold its pipe: kill it, and say so.
+    let leaked = if std::process::id() == 1 {
+        kill_escaped(pgid)
+    } else {
+        vec![]
+    };
     drop(rx);
-    let _ = reader.join();
+    // Never block on a reader whose pipe something still holds.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if reader.is_finished() {
+        let _ = reader.join();
+    } else {
+        emit("  # nk-init: the test's output pipe is still open after it ended; not waiting for it\n");
+    }
     let secs = start.elapsed().as_secs_f64();
+    for l in &leaked {
+        emit(&format!("  # leaked process: {l} (killed)\n"));
+    }
     if timed_out {
         return Outcome::Timeout(format!("killed after {}s", e.timeout.as_secs()));
     }
@@ -468,78 +489,156 @@ fn run_one(e: &Entry, emit: &mut impl FnMut(&str)) -> Outcome {
         "  # nkdev: {} exited {code} after {secs:.2}s\n",
         e.name
     ));
-    decide(e.format, code, &captured)
+    let (outcome, notes) = decide(e.format, code, &captured);
+    for n in &notes {
+        emit(&format!("  # {n}\n"));
+    }
+    if !leaked.is_empty() {
+        return Outcome::Fail;
+    }
+    outcome
 }
 
-/// Turns exit code and output into an outcome. KTAP failures win over a
-/// zero exit; a KTAP test that reports nothing fails; 4 is a skip.
-fn decide(format: Format, code: i32, output: &str) -> Outcome {
-    if format == Format::Ktap {
-        let doc = ktap::parse(output);
-        let (_, failed, _) = doc.leaf_counts();
-        if failed > 0 || (code != 0 && code != 4) {
-            return Outcome::Fail;
+/// `PF_KTHREAD` in /proc/PID/stat's flags.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Processes other than nk-init and kernel threads that are alive and
+/// not in the test's process group (which was just killed and may still
+/// be exiting): `PID (comm)` of each.
+fn escaped(pgid: i32) -> Vec<(i32, String)> {
+    let mut v = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == 1 {
+            continue;
         }
-        if let Some(why) = doc.skip_all {
-            return Outcome::Skip(why);
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp session tty tpgid flags ...
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let comm = head.split_once(" (").map_or("?", |x| x.1).to_string();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let state = f.first().copied().unwrap_or("?");
+        let pgrp: i32 = f.get(2).and_then(|x| x.parse().ok()).unwrap_or(0);
+        let flags: u64 = f.get(6).and_then(|x| x.parse().ok()).unwrap_or(0);
+        if flags & PF_KTHREAD != 0 || state == "Z" || state == "X" || pgrp == pgid {
+            continue;
         }
-        if doc.results.is_empty() {
-            return Outcome::Fail;
-        }
-        if code == 4
-            || doc
-                .results
-                .iter()
-                .all(|r| matches!(r.outcome, Outcome::Skip(_)))
-        {
-            let why = doc
-                .results
-                .iter()
-                .find_map(|r| {
-                    if let Outcome::Skip(w) = &r.outcome {
-                        Some(w.clone())
-                    } else {
-                        None
-                    }
-                })
-                .unwrap_or_else(|| "all subtests skipped".into());
-            return Outcome::Skip(why);
-        }
-        return Outcome::Pass;
+        v.push((pid, comm));
     }
-    if format == Format::TestProgs
-        && output
-            .lines()
-            .filter_map(plan::test_progs_result)
-            .any(|r| r.2 == Outcome::Fail)
-    {
-        return Outcome::Fail;
+    v
+}
+
+/// Kills what [`escaped`] finds, waits for it to go, and reaps every
+/// orphan nk-init inherited. Returns what was killed.
+fn kill_escaped(pgid: i32) -> Vec<String> {
+    let found = escaped(pgid);
+    for (pid, _) in &found {
+        // SAFETY: kill(2) of a process this VM's test left behind.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
-    if format == Format::TestProgs
-        && code == 0
-        && output
-            .lines()
-            .filter_map(plan::test_progs_result)
-            .next()
-            .is_none()
-    {
-        // test_progs ran nothing (e.g. a test name that matched no test).
-        return Outcome::Fail;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        // SAFETY: waitpid(-1, WNOHANG) reaps any exited child of PID 1
+        // (orphans are reparented to it); status is a valid out pointer.
+        while unsafe {
+            let mut st = 0;
+            libc::waitpid(-1, &mut st, libc::WNOHANG)
+        } > 0
+        {}
+        if escaped(pgid).is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    match code {
-        0 => Outcome::Pass,
-        4 => Outcome::Skip(
-            output
-                .lines()
-                .rev()
-                .find_map(|l| {
-                    l.split_once("SKIP")
-                        .map(|(_, w)| w.trim_start_matches([':', ' ']).to_string())
-                })
-                .unwrap_or_else(|| "exit code 4 (kselftest skip)".into()),
+    found
+        .into_iter()
+        .map(|(pid, comm)| format!("pid {pid} ({comm})"))
+        .collect()
+}
+
+/// Turns exit code and output into an outcome, with notes that say why
+/// when the output contradicts the exit code. KTAP failures win over a
+/// zero exit; a KTAP test that reports nothing, or fewer results than its
+/// plan at any level, fails; 4 is a skip.
+fn decide(format: Format, code: i32, output: &str) -> (Outcome, Vec<String>) {
+    match format {
+        Format::Ktap => decide_ktap(code, output),
+        Format::TestProgs => {
+            let mut tp = test_progs::Reader::default();
+            for l in output.lines() {
+                tp.line(l);
+            }
+            let problems = tp.problems();
+            if tp.failed() || !problems.is_empty() || code != 0 {
+                return (Outcome::Fail, problems);
+            }
+            (Outcome::Pass, vec![])
+        }
+        Format::Raw => (
+            match code {
+                0 => Outcome::Pass,
+                4 => Outcome::Skip(
+                    output
+                        .lines()
+                        .rev()
+                        .find_map(|l| {
+                            l.split_once("SKIP")
+                                .map(|(_, w)| w.trim_start_matches([':', ' ']).to_string())
+                        })
+                        .unwrap_or_else(|| "exit code 4 (kselftest skip)".into()),
+                ),
+                _ => Outcome::Fail,
+            },
+            vec![],
         ),
-        _ => Outcome::Fail,
     }
+}
+
+fn decide_ktap(code: i32, output: &str) -> (Outcome, Vec<String>) {
+    let doc = ktap::parse(output);
+    let (_, failed, _) = doc.leaf_counts();
+    let short = doc.plan_mismatches();
+    if failed > 0 || (code != 0 && code != 4) || !short.is_empty() {
+        return (Outcome::Fail, short);
+    }
+    if let Some(why) = doc.skip_all {
+        return (Outcome::Skip(why), vec![]);
+    }
+    if doc.results.is_empty() {
+        return (
+            Outcome::Fail,
+            vec!["the test printed no KTAP result".into()],
+        );
+    }
+    if code == 4
+        || doc
+            .results
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Skip(_)))
+    {
+        let why = doc
+            .results
+            .iter()
+            .find_map(|r| {
+                if let Outcome::Skip(w) = &r.outcome {
+                    Some(w.clone())
+                } else {
+                    None
+                }
+            })
+            .unwrap_or_else(|| "all subtests skipped".into());
+        return (Outcome::Skip(why), vec![]);
+    }
+    (Outcome::Pass, vec![])
 }
 
 #[cfg(test)]
@@ -549,14 +648,35 @@ mod tests {
     #[test]
     fn ktap_failure_beats_exit_zero() {
         assert_eq!(
-            decide(Format::Ktap, 0, "KTAP version 1\n1..1\nnot ok 1 x\n"),
+            decide(Format::Ktap, 0, "KTAP version 1\n1..1\nnot ok 1 x\n").0,
             Outcome::Fail
         );
     }
 
     #[test]
     fn ktap_with_no_results_fails() {
-        assert_eq!(decide(Format::Ktap, 0, "hello\n"), Outcome::Fail);
+        assert_eq!(decide(Format::Ktap, 0, "hello\n").0, Outcome::Fail);
+    }
+
+    #[test]
+    fn a_short_plan_fails_with_a_note() {
+        let (o, notes) = decide(Format::Ktap, 0, "KTAP version 1\n1..3\nok 1 a\nok 2 b\n");
+        assert_eq!(o, Outcome::Fail);
+        assert_eq!(notes, ["top level: plan 1..3 but 2 result(s) reported"]);
+    }
+
+    #[test]
+    fn test_progs_needs_its_summary() {
+        assert_eq!(decide(Format::TestProgs, 0, "#1 a:OK\n").0, Outcome::Fail);
+        assert_eq!(
+            decide(
+                Format::TestProgs,
+                0,
+                "#1 a:OK\nSummary: 1/0 PASSED, 0 SKIPPED, 0 FAILED\n"
+            )
+            .0,
+            Outcome::Pass
+        );
     }
 
     #[test]
@@ -566,11 +686,12 @@ mod tests {
                 Format::Ktap,
                 4,
                 "KTAP version 1\n1..1\nok 1 x # SKIP no netkit\n"
-            ),
+            )
+            .0,
             Outcome::Skip("no netkit".into())
         );
         assert_eq!(
-            decide(Format::Raw, 4, "SKIP: needs root\n"),
+            decide(Format::Raw, 4, "SKIP: needs root\n").0,
             Outcome::Skip("needs root".into())
         );
     }

@@ -78,39 +78,9 @@ pub fn format_entry(e: &Entry) -> String {
     f.join("\t")
 }
 
-/// A test_progs result line: `#12      name:OK` -> (12, name, outcome).
-/// Subtest lines (`#12/3 ...`) are not top-level results and give None.
-pub fn test_progs_result(line: &str) -> Option<(u32, String, ktap::Outcome)> {
-    let rest = line.strip_prefix('#')?;
-    let (num, rest) = rest.split_once(char::is_whitespace)?;
-    let n: u32 = num.parse().ok()?;
-    let (name, verdict) = rest.trim().rsplit_once(':')?;
-    let outcome = match verdict.trim() {
-        "OK" => ktap::Outcome::Pass,
-        "FAIL" => ktap::Outcome::Fail,
-        "SKIP" => ktap::Outcome::Skip("skipped by test_progs".into()),
-        _ => return None,
-    };
-    Some((n, name.trim().to_string(), outcome))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_progs_lines() {
-        assert_eq!(
-            test_progs_result("#6       tc_netkit_pkt_type:OK"),
-            Some((6, "tc_netkit_pkt_type".into(), ktap::Outcome::Pass))
-        );
-        assert_eq!(
-            test_progs_result("#7 x:FAIL").map(|r| r.2),
-            Some(ktap::Outcome::Fail)
-        );
-        assert_eq!(test_progs_result("#6/1     tc_netkit_pkt_type/l2:OK"), None);
-        assert_eq!(test_progs_result("# Summary: 6/0 PASSED"), None);
-    }
 
     #[test]
     fn round_trip() {

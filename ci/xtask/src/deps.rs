@@ -147,6 +147,15 @@ const LIBS: &[(&str, &str)] = &[
     ("/usr/include/sys/capability.h", "libcap-dev"),
     ("/usr/lib/llvm-14/lib/libclang.so", "libclang-14-dev"),
     ("/usr/src/linux-source-6.12.tar.xz", "linux-source-6.12"),
+    // What Debian's rustc-web and cargo-web (the MSRV toolchain that
+    // `cargo xtask test` unpacks into the cache, see toolchain.rs) link.
+    ("/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1", "libllvm19"),
+    ("/usr/lib/x86_64-linux-gnu/libpcre.so.3", "libpcre3"),
+    (
+        "/usr/lib/x86_64-linux-gnu/libhttp_parser.so.2.9",
+        "libhttp-parser2.9",
+    ),
+    ("/usr/lib/x86_64-linux-gnu/libssh2.so.1", "libssh2-1"),
     // `bench` renders its comparisons as PNG charts.
     (
         "/usr/lib/python3/dist-packages/matplotlib/__init__.py",

@@ -31,12 +31,14 @@ pub fn run(ctx: &Ctx, a: &GoldenArgs) -> Result<bool> {
         golden: true,
         ..VmtestArgs::defaults(a.kernel.clone(), a.kvm)
     };
-    let c = vmtest::run_counts(ctx, &args)?;
-    println!("{c}");
-    if !c.ok() || c.passed != 1 {
+    let p = vmtest::prepare(ctx, &args)?;
+    let r = vmtest::run_prepared(ctx, &args, &p)?;
+    r.counts.print();
+    if !r.counts.ok() || r.counts.passed != 1 {
         bail!("the capture failed; the checked-in golden files are unchanged");
     }
-    let run_dir = fs::canonicalize(ctx.target.join("vmtest/latest"))?;
+    // This run's own directory: another run may have moved `latest`.
+    let run_dir = r.dir;
     let dest = ctx.root.join("rust-userspace/nk-netlink/golden");
     fs::create_dir_all(&dest)?;
     for f in FILES {

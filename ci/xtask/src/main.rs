@@ -5,7 +5,7 @@
 //! | `deps`     | check/install host prerequisites (apt, bookworm-backports) |
 //! | `kernel`   | base tree + patches/series (git am) + kconfigs + incremental build |
 //! | `vmtest`   | kernel, BPF objects, selftests, reduced test_progs; boot qemu; KTAP |
-//! | `test`     | `cargo test` (unprivileged), then `vmtest` |
+//! | `test`     | `cargo test` (unprivileged), clippy and the MSRV build, then `vmtest` |
 //! | `fuzz`     | cargo-fuzz targets for a fixed budget |
 //! | `bench`    | benchmarks in the VM; `--compare-base` runs base and patched |
 //! | `bindings` | regenerate / check the uapi bindings |
@@ -16,10 +16,12 @@ mod bpf;
 mod deps;
 mod fuzz;
 mod golden;
+mod hygiene;
 mod kernel;
 mod progress;
 mod submit;
 mod tidy;
+mod toolchain;
 mod upstream;
 mod vm;
 mod vmtest;

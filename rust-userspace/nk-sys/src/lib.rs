@@ -5,6 +5,11 @@
 //! [`syscall`]. With the `fake` feature (or in this crate's tests) a test
 //! can install a fake kernel for the current thread with
 //! [`fake::install`], so the wrappers are unit-tested without root.
+//!
+//! A test build fails closed: a call made on a thread with no fake
+//! installed panics, naming the call, instead of reaching the real
+//! kernel. Unit tests run as root in CI, where a call that slipped
+//! through would change the machine and pass for the wrong reason.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -119,19 +124,27 @@ impl Syscall<'_> {
     }
 }
 
-/// Makes the call: the fake's answer when one is installed on this thread,
-/// the kernel's otherwise. Returns the syscall's non-negative result.
+/// Makes the call. Returns the syscall's non-negative result.
+///
+/// In builds with the `fake` feature (tests) the fake installed on this
+/// thread answers, and with none installed the call panics.
 ///
 /// # Errors
 /// The `errno` of a failed call, as [`io::Error`].
+///
+/// # Panics
+/// In a `fake` build, when no fake is installed on this thread.
 pub fn syscall(call: Syscall<'_>) -> io::Result<i64> {
     #[cfg(any(test, feature = "fake"))]
     {
         let mut call = call;
-        if let Some(r) = fake::dispatch(&mut call) {
-            return r;
+        match fake::dispatch(&mut call) {
+            Some(r) => r,
+            None => panic!(
+                "nk-sys: {call:?} reached the real kernel in a test build; \
+                 install a fake with nk_sys::fake::install (unit tests never touch the kernel)"
+            ),
         }
-        real(call)
     }
     #[cfg(not(any(test, feature = "fake")))]
     real(call)
@@ -148,6 +161,7 @@ fn cvt(r: i64) -> io::Result<i64> {
     }
 }
 
+#[cfg_attr(any(test, feature = "fake"), allow(dead_code))]
 fn real(call: Syscall<'_>) -> io::Result<i64> {
     match call {
         Syscall::Bpf { cmd, attr } => {
@@ -287,7 +301,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fake_sees_every_call_and_real_calls_resume_after() {
+    fn fake_sees_every_call() {
         let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         {
             let s = seen.clone();
@@ -299,7 +313,18 @@ mod tests {
             assert_eq!(e.raw_os_error(), Some(libc::EPERM));
         }
         assert_eq!(*seen.borrow(), ["socket"]);
-        // Unprivileged and real: an AF_UNIX socket always works.
-        assert!(socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0).is_ok());
+    }
+
+    #[test]
+    #[should_panic(expected = "socket(1, 2, 0) reached the real kernel in a test build")]
+    fn without_a_fake_a_call_fails_closed() {
+        let _ = socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "reached the real kernel")]
+    fn a_dropped_fake_no_longer_answers() {
+        drop(fake::install(|_| Ok(0)));
+        let _ = syscall(Syscall::Unshare { flags: 0 });
     }
 }

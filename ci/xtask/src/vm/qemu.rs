@@ -197,13 +197,14 @@ impl Drop for Qemu {
     }
 }
 
-/// Decides the accelerator. `auto` boots the kernel under KVM and waits
+/// Decides the accelerator. `auto` boots `image`, the same image the run
+/// will boot (`vmlinux` through PVH, or the bzImage), under KVM and waits
 /// for its first console line; a guest that prints nothing (as on hosts
 /// whose /dev/kvm is PVM-only) means TCG. The verdict is cached per host
 /// kernel and qemu version.
 pub fn choose_accel(
     mode: KvmMode,
-    bzimage: &Path,
+    image: &Path,
     cache: &Path,
     scratch: &Path,
 ) -> Result<(Accel, String)> {
@@ -225,10 +226,13 @@ pub fn choose_accel(
         .output()
         .map(|o| o.stdout)
         .unwrap_or_default();
+    // The verdict holds for this host kernel, this qemu and this kind of
+    // image (an ELF entered through PVH, or a bzImage).
     let key = format!(
-        "{} {}",
+        "{} {} {}",
         host.trim(),
-        String::from_utf8_lossy(&qv).lines().next().unwrap_or("")
+        String::from_utf8_lossy(&qv).lines().next().unwrap_or(""),
+        image.file_name().unwrap_or_default().to_string_lossy()
     );
     let memo = cache.join("kvm-probe");
     if let Ok(text) = fs::read_to_string(&memo) {
@@ -244,7 +248,7 @@ pub fn choose_accel(
             }
         }
     }
-    let verdict = probe(bzimage, scratch)?;
+    let verdict = probe(image, scratch)?;
     fs::create_dir_all(cache)?;
     fs::write(&memo, format!("{key}\t{}\n", verdict.name()))?;
     let why = match verdict {
@@ -254,7 +258,7 @@ pub fn choose_accel(
     Ok((verdict, why))
 }
 
-fn probe(bzimage: &Path, scratch: &Path) -> Result<Accel> {
+fn probe(image: &Path, scratch: &Path) -> Result<Accel> {
     fs::create_dir_all(scratch)?;
     let con: PathBuf = scratch.join("kvm-probe-console.log");
     let _ = fs::remove_file(&con);
@@ -262,7 +266,7 @@ fn probe(bzimage: &Path, scratch: &Path) -> Result<Accel> {
     c.args([
         "-accel", "kvm", "-cpu", "host", "-m", "256", "-machine", "q35",
     ]);
-    c.arg("-kernel").arg(bzimage);
+    c.arg("-kernel").arg(image);
     c.args([
         "-append",
         "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 init=/nonexistent",

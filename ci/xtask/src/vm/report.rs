@@ -36,6 +36,8 @@ pub struct TestReport {
     pub splats: Vec<Splat>,
     pub diagnostics: Vec<String>,
     pub subtests: Vec<TestResult>,
+    /// The plan the test's own KTAP declared for its subtests.
+    pub subtest_plan: Option<u32>,
 }
 
 /// A whole VM run.
@@ -58,21 +60,18 @@ pub struct VmReport {
 }
 
 impl VmReport {
-    /// (passed, failed, skipped) over top-level tests; a kernel that never
-    /// reached nk-init, or splats during boot, count as one more failure.
-    pub fn counts(&self) -> (u32, u32, u32) {
-        let mut c = (0, 0, 0);
-        for t in &self.tests {
-            match t.outcome {
-                Outcome::Pass | Outcome::Todo(_) => c.0 += 1,
-                Outcome::Fail | Outcome::Timeout(_) => c.1 += 1,
-                Outcome::Skip(_) => c.2 += 1,
-            }
+    /// A report of no run (`--list`).
+    pub fn empty() -> VmReport {
+        VmReport {
+            tests: vec![],
+            aborted: None,
+            boot_splats: vec![],
+            wall_seconds: 0.0,
+            boot_seconds: None,
+            first_test_seconds: None,
+            guest_uptime_at_init: None,
+            guest_cpus: None,
         }
-        if !self.boot_splats.is_empty() || (self.aborted.is_some() && self.boot_seconds.is_none()) {
-            c.1 += 1;
-        }
-        c
     }
 
     /// The merged result as KTAP version 1.
@@ -97,37 +96,27 @@ impl VmReport {
         }
         for t in &self.tests {
             n += 1;
-            write_results(&mut s, &t.subtests, 1);
-            for d in &t.diagnostics {
-                let _ = writeln!(s, "# {d}");
-            }
-            for sp in &t.splats {
-                let _ = writeln!(s, "# kernel {}: {}", sp.kind, sp.first_line);
-            }
             let mut w = ktap::Writer::default();
-            w.result(n, &t.name, &t.outcome);
+            w.results(&[TestResult {
+                number: n,
+                name: t.name.clone(),
+                outcome: t.outcome.clone(),
+                diagnostics: t
+                    .diagnostics
+                    .iter()
+                    .cloned()
+                    .chain(
+                        t.splats
+                            .iter()
+                            .map(|sp| format!("kernel {}: {}", sp.kind, sp.first_line)),
+                    )
+                    .collect(),
+                subtests: t.subtests.clone(),
+                subtest_plan: t.subtest_plan,
+            }]);
             s.push_str(&w.take());
         }
         s
-    }
-}
-
-fn write_results(s: &mut String, rs: &[TestResult], depth: usize) {
-    if rs.is_empty() {
-        return;
-    }
-    let pad = "  ".repeat(depth);
-    let _ = writeln!(s, "{pad}KTAP version 1\n{pad}1..{}", rs.len());
-    for r in rs {
-        write_results(s, &r.subtests, depth + 1);
-        for d in &r.diagnostics {
-            let _ = writeln!(s, "{pad}# {d}");
-        }
-        let mut w = ktap::Writer::default();
-        w.result(r.number, &r.name, &r.outcome);
-        for l in w.take().lines() {
-            let _ = writeln!(s, "{pad}{l}");
-        }
     }
 }
 
@@ -196,6 +185,7 @@ pub fn build(
             splats,
             diagnostics,
             subtests,
+            subtest_plan: guest.and_then(|r| r.subtest_plan),
         });
     }
     VmReport {
@@ -333,7 +323,8 @@ mod tests {
             r.tests[2].outcome,
             Outcome::Skip("not run: kernel panic: y".into())
         );
-        assert_eq!(r.counts(), (0, 2, 1));
+        let c = crate::vmtest::Counts::of(&r);
+        assert_eq!((c.passed, c.failed, c.skipped), (0, 2, 1));
     }
 
     #[test]

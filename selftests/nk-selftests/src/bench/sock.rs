@@ -355,7 +355,7 @@ pub fn sock_destroy(ctx: &Ctx, r: &mut Reporter, n_ns: usize) {
             ));
         }
         check!(
-            n_ns > 0 && VICTIMS.is_multiple_of(n_ns),
+            n_ns > 0 && VICTIMS % n_ns == 0,
             "--size must divide {VICTIMS}"
         );
         raise_nofile()?;

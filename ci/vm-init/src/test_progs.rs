@@ -1,0 +1,153 @@
+//! The output of the kernel's `test_progs`, read line by line: its
+//! top-level results become KTAP subtests, and its closing `Summary:`
+//! line is the plan they are checked against.
+//!
+//! After a failure test_progs prints `All error logs:` and then the log
+//! of every failed test again, result line included; those repeats are
+//! not new results (counting them made an 11-test run report 12).
+
+use ktap::Outcome;
+
+/// A test_progs result line: `#12      name:OK` -> (12, name, outcome).
+/// Subtest lines (`#12/3 ...`) are not top-level results and give None.
+pub fn result_line(line: &str) -> Option<(u32, String, Outcome)> {
+    let rest = line.strip_prefix('#')?;
+    let (num, rest) = rest.split_once(char::is_whitespace)?;
+    let n: u32 = num.parse().ok()?;
+    let (name, verdict) = rest.trim().rsplit_once(':')?;
+    let outcome = match verdict.trim() {
+        "OK" => Outcome::Pass,
+        "FAIL" => Outcome::Fail,
+        "SKIP" => Outcome::Skip("skipped by test_progs".into()),
+        _ => return None,
+    };
+    Some((n, name.trim().to_string(), outcome))
+}
+
+/// `Summary: 5/12 PASSED, 1 SKIPPED, 0 FAILED` -> (5, 12, 1, 0): tests
+/// passed, subtests passed, skips (tests and subtests), tests failed.
+pub fn summary_line(line: &str) -> Option<(u32, u32, u32, u32)> {
+    let rest = line.trim().strip_prefix("Summary: ")?;
+    let nums: Vec<u32> = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    match nums[..] {
+        [a, b, c, d] => Some((a, b, c, d)),
+        _ => None,
+    }
+}
+
+/// What has been read of one test_progs run.
+#[derive(Debug, Default)]
+pub struct Reader {
+    in_error_logs: bool,
+    results: Vec<(u32, String, Outcome)>,
+    summary: Option<(u32, u32, u32, u32)>,
+}
+
+impl Reader {
+    /// Reads one line; returns it as a new top-level result if it is one.
+    pub fn line(&mut self, line: &str) -> Option<(u32, String, Outcome)> {
+        if line.trim() == "All error logs:" {
+            self.in_error_logs = true;
+            return None;
+        }
+        if let Some(s) = summary_line(line) {
+            self.summary = Some(s);
+            return None;
+        }
+        if self.in_error_logs {
+            return None;
+        }
+        let r = result_line(line)?;
+        if self.results.iter().any(|(n, _, _)| *n == r.0) {
+            return None;
+        }
+        self.results.push(r.clone());
+        Some(r)
+    }
+
+    /// The results read, in order.
+    pub fn results(&self) -> &[(u32, String, Outcome)] {
+        &self.results
+    }
+
+    /// What is wrong with the run as a whole: no summary (test_progs died
+    /// or was killed), nothing run, or a summary that does not count the
+    /// results it printed.
+    pub fn problems(&self) -> Vec<String> {
+        let Some((passed, _, _, failed)) = self.summary else {
+            return vec!["test_progs printed no Summary line (it crashed or was killed)".into()];
+        };
+        let n = self.results.len() as u32;
+        if passed + failed == 0 {
+            return vec!["test_progs ran no test (no test matched the name)".into()];
+        }
+        if passed + failed != n {
+            return vec![format!(
+                "test_progs' Summary counts {} test(s) ({passed} passed, {failed} failed) \
+                 but printed {n} result line(s)",
+                passed + failed
+            )];
+        }
+        vec![]
+    }
+
+    /// Whether any test failed.
+    pub fn failed(&self) -> bool {
+        self.results.iter().any(|r| r.2 == Outcome::Fail) || self.summary.is_some_and(|s| s.3 > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_lines() {
+        assert_eq!(
+            result_line("#6       tc_netkit_pkt_type:OK"),
+            Some((6, "tc_netkit_pkt_type".into(), Outcome::Pass))
+        );
+        assert_eq!(result_line("#7 x:FAIL").map(|r| r.2), Some(Outcome::Fail));
+        assert_eq!(result_line("#6/1     tc_netkit_pkt_type/l2:OK"), None);
+        assert_eq!(result_line("# Summary: 6/0 PASSED"), None);
+    }
+
+    fn read(text: &str) -> Reader {
+        let mut r = Reader::default();
+        for l in text.lines() {
+            r.line(l);
+        }
+        r
+    }
+
+    #[test]
+    fn error_logs_do_not_repeat_results() {
+        let r = read(
+            "#1/1 a/x:OK\n#1 a:OK\n#2 b:FAIL\n\nAll error logs:\n#2 b:FAIL\nSummary: 1/1 PASSED, 0 SKIPPED, 1 FAILED\n",
+        );
+        assert_eq!(r.results().len(), 2);
+        assert!(r.problems().is_empty());
+        assert!(r.failed());
+    }
+
+    #[test]
+    fn a_missing_or_disagreeing_summary_is_a_problem() {
+        assert!(read("#1 a:OK\n").problems()[0].contains("no Summary line"));
+        assert!(
+            read("#1 a:OK\nSummary: 2/0 PASSED, 0 SKIPPED, 0 FAILED\n").problems()[0]
+                .contains("counts 2 test(s)")
+        );
+        assert!(
+            read("Summary: 0/0 PASSED, 0 SKIPPED, 0 FAILED\n").problems()[0]
+                .contains("ran no test")
+        );
+        assert_eq!(
+            summary_line("Summary: 5/12 PASSED, 1 SKIPPED, 0 FAILED"),
+            Some((5, 12, 1, 0))
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! The hygiene steps of `cargo xtask test` that are builds rather than
+//! tidy tests: clippy with warnings denied (which is what enforces the
+//! workspace's `undocumented_unsafe_blocks = "deny"`), and a check of the
+//! whole workspace with the declared MSRV toolchain. Formatting, sorted
+//! lists and unused dependencies are tidy tests (`tidy.rs`), run by
+//! `cargo test`.
+
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::progress::{log_path, run_logged, Stage};
+use crate::{toolchain, Ctx};
+
+pub fn run(ctx: &Ctx) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let stage = Stage::new("hygiene: cargo clippy --workspace --all-targets -- -D warnings");
+    run_logged(
+        "cargo clippy",
+        Command::new(&cargo).current_dir(&ctx.root).args([
+            "clippy",
+            "--quiet",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        &log_path(&ctx.target, "clippy"),
+    )?;
+    stage.done("clean");
+    let tc = toolchain::ensure_msrv(ctx)?;
+    let stage = Stage::new(format!(
+        "hygiene: cargo check --workspace --all-targets with the MSRV, Rust {}",
+        tc.version
+    ));
+    run_logged(
+        "MSRV cargo check",
+        tc.cargo()
+            .current_dir(&ctx.root)
+            .args([
+                "check",
+                "--quiet",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+            ])
+            .arg("--target-dir")
+            .arg(ctx.target.join("msrv")),
+        &log_path(&ctx.target, "msrv"),
+    )?;
+    stage.done("builds");
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `cargo xtask test`: the unprivileged unit tests, the hygiene checks,
+//! then on one build of kernel, userspace and BPF objects the bindings
+//! check, the runner self-test and the test plan (`--repeat N` times).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use anyhow::{bail, Result};
+use ktap::Outcome;
+
+use super::{prepare, run_prepared, Counts, Prepared, VmtestArgs};
+use crate::progress::Stage;
+use crate::Ctx;
+
+pub fn test(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
+    let stage = Stage::new("test: cargo test --workspace (unprivileged unit tests)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .current_dir(&ctx.root)
+        .args(["test", "--workspace", "--quiet"])
+        .status()?;
+    if !st.success() {
+        bail!("unit tests failed");
+    }
+    stage.done("unit tests passed");
+    crate::hygiene::run(ctx)?;
+    // Kernel, userspace and BPF objects are built once for every VM run.
+    let p = prepare(ctx, args)?;
+    // Generated files are up to date with the patched kernel's headers.
+    crate::bindings::run(&ctx.root, &p.k.headers, true)?;
+    let selftest = VmtestArgs {
+        runner_selftest: true,
+        bench: None,
+        filter: vec![],
+        ..args.clone()
+    };
+    let a = run_prepared(ctx, &selftest, &p)?.counts;
+    println!("runner self-test: {a}");
+    let b = repeat(ctx, args, &p)?;
+    let total = a + b;
+    total.print();
+    Ok(total.ok())
+}
+
+/// Runs the plan `args.repeat` times, each in a fresh VM, and prints each
+/// test that failed at least once with its failure rate.
+pub fn repeat(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
+    let n = args.repeat;
+    let mut total = Counts::default();
+    // test -> (failed runs, first failing run's directory)
+    let mut failures: BTreeMap<String, (u32, String)> = BTreeMap::new();
+    let mut names = Vec::new();
+    for i in 1..=n {
+        if n > 1 {
+            eprintln!("==> repeat {i}/{n}");
+        }
+        let r = run_prepared(ctx, args, p)?;
+        if n > 1 {
+            println!("run {i}/{n}: {}", r.counts);
+        }
+        total = total + r.counts;
+        for t in &r.report.tests {
+            if i == 1 {
+                names.push(t.name.clone());
+            }
+            if matches!(t.outcome, Outcome::Fail | Outcome::Timeout(_)) {
+                let e = failures
+                    .entry(t.name.clone())
+                    .or_insert((0, r.dir.display().to_string()));
+                e.0 += 1;
+            }
+        }
+    }
+    if n > 1 {
+        println!("failure rate over {n} runs of {} tests:", names.len());
+        if failures.is_empty() {
+            println!("  none failed");
+        }
+        for (name, (k, dir)) in &failures {
+            println!(
+                "  {name}: failed {k}/{n} ({:.0}%), first in {dir}",
+                100.0 * f64::from(*k) / f64::from(n)
+            );
+        }
+    }
+    Ok(total)
+}
