@@ -137,6 +137,64 @@ impl Document {
     }
 }
 
+/// The parser's invariants on any input, for the fuzz target and tests:
+/// nesting is bounded, leaf counts add up to the leaves, and the document
+/// written back parses to the same results.
+///
+/// # Errors
+/// The invariant that does not hold, in words.
+pub fn check_invariants(text: &str) -> Result<(), String> {
+    fn depth(rs: &[TestResult]) -> usize {
+        rs.iter().map(|r| 1 + depth(&r.subtests)).max().unwrap_or(0)
+    }
+    fn leaves(rs: &[TestResult]) -> u32 {
+        rs.iter()
+            .map(|r| {
+                if r.subtests.is_empty() {
+                    1
+                } else {
+                    leaves(&r.subtests)
+                }
+            })
+            .sum()
+    }
+    let doc = parse(text);
+    let d = depth(&doc.results);
+    if d > MAX_DEPTH + 1 {
+        return Err(format!("results nest {d} deep, above {MAX_DEPTH}"));
+    }
+    let (p, f, s) = doc.leaf_counts();
+    if p + f + s != leaves(&doc.results) {
+        return Err(format!(
+            "leaf counts {p}+{f}+{s} != {} leaves",
+            leaves(&doc.results)
+        ));
+    }
+    // The writer states a plan for every level that has results (KTAP
+    // wants one), so a level that printed none reads back with its count.
+    fn norm(rs: &[TestResult]) -> Vec<TestResult> {
+        rs.iter()
+            .map(|r| TestResult {
+                subtest_plan: match r.subtest_plan {
+                    Some(0) if r.subtests.is_empty() => None,
+                    None if !r.subtests.is_empty() => Some(r.subtests.len() as u32),
+                    p => p,
+                },
+                subtests: norm(&r.subtests),
+                ..r.clone()
+            })
+            .collect()
+    }
+    let again = parse(&doc.write(0));
+    if norm(&again.results) != norm(&doc.results) {
+        return Err("the written document parses to other results".into());
+    }
+    if again.leaf_counts() != (p, f, s) {
+        return Err("the written document counts differently".into());
+    }
+    Ok(())
+}
+
 /// A parsed result line: (ok, number, name, directive keyword and text).
 pub type ResultLine = (bool, u32, String, Option<(String, String)>);
 
@@ -310,7 +368,7 @@ impl Writer {
     /// level deeper) and its diagnostics.
     pub fn results(&mut self, rs: &[TestResult]) {
         for r in rs {
-            if !r.subtests.is_empty() {
+            if !r.subtests.is_empty() || r.subtest_plan.is_some_and(|n| n > 0) {
                 let mut sub = Writer::new(
                     self.indent + 1,
                     r.subtest_plan.unwrap_or(r.subtests.len() as u32),
@@ -427,6 +485,19 @@ mod tests {
         let doc = parse(text);
         assert_eq!(parse(&doc.write(0)).results, doc.results);
         assert_eq!(doc.write(0), text);
+    }
+
+    #[test]
+    fn invariants_hold_on_odd_input() {
+        for s in [
+            "KTAP version 1\n1..2\n  KTAP version 1\n  1..1\n  # d\n  ok 1 a\nok 1 t # SKIP x\n",
+            "ok 1 - dash\n# trailing\n",
+            "  ok 1 orphan\n    ok 2 deeper\nnot ok 3 top # TIMEOUT 1s\n",
+            "\tok 1 tab\nok 1 x # XFAIL y\nnot ok 2 # \n",
+            "ok 1 a # b # SKIP c\n1..\n1..0 # SKIP all\n",
+        ] {
+            check_invariants(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        }
     }
 
     #[test]

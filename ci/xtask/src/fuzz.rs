@@ -10,6 +10,7 @@
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use xshell::cmd;
 
 use crate::progress::{last_line, log_path, Stage};
 use crate::Ctx;
@@ -29,26 +30,25 @@ fn cargo() -> String {
 
 pub fn run(ctx: &Ctx, args: &FuzzArgs) -> Result<bool> {
     let dir = ctx.root.join("rust-userspace/fuzz");
-    let have = Command::new(cargo())
-        .args(["fuzz", "--version"])
-        .output()
-        .map(|o| o.status.success());
-    if !matches!(have, Ok(true)) {
+    let sh = xshell::Shell::new()?;
+    let cargo = cargo();
+    if cmd!(sh, "{cargo} fuzz --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
         let s = Stage::new("fuzz: installing cargo-fuzz from crates.io");
-        let st = Command::new(cargo())
-            .args(["install", "cargo-fuzz", "--locked"])
-            .status()?;
-        if !st.success() {
-            bail!("cargo install cargo-fuzz failed");
-        }
+        cmd!(sh, "{cargo} install cargo-fuzz --locked")
+            .run()
+            .context("cargo install cargo-fuzz failed")?;
         s.done("installed");
     }
-    let out = Command::new(cargo())
-        .args(["fuzz", "list", "--fuzz-dir"])
-        .arg(&dir)
-        .output()
-        .context("cargo fuzz list")?;
-    let all: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let all: Vec<String> = cmd!(sh, "{cargo} fuzz list --fuzz-dir {dir}")
+        .quiet()
+        .read()
+        .context("cargo fuzz list")?
         .lines()
         .map(String::from)
         .collect();
@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, args: &FuzzArgs) -> Result<bool> {
             args.seconds,
             log.display()
         ));
-        let mut c = Command::new(cargo());
+        let mut c = Command::new(&cargo);
         c.current_dir(&ctx.root)
             .env("RUSTC_BOOTSTRAP", "1")
             .args(["fuzz", "run", "--sanitizer", "none", "--fuzz-dir"])

@@ -135,3 +135,90 @@ fn every_patch_in_series_exists_and_every_patch_is_listed() {
         }
     }
 }
+
+/// The BPF records nkctl reads are bindgen output of the header the BPF
+/// program includes; this needs only the host's `linux/types.h`, so it
+/// runs on every `cargo test` (`NKDEV_BLESS=1` rewrites the file).
+#[test]
+fn bpf_records_are_generated_from_their_header() {
+    let root = root();
+    let text = crate::bindings::generate_records(&root, Path::new("/usr/include")).unwrap();
+    let p = crate::bindings::records_path(&root);
+    if std::env::var_os("NKDEV_BLESS").is_some() {
+        fs::write(&p, &text).unwrap();
+    }
+    assert!(
+        fs::read_to_string(&p).unwrap_or_default() == text,
+        "{} is out of date with {}: run `cargo xtask bindings` (or NKDEV_BLESS=1 cargo test -p xtask bpf_records)",
+        p.display(),
+        crate::bindings::RECORDS_HEADER
+    );
+}
+
+/// The `[dependencies]`-like tables of a Cargo.toml: (table, crate names).
+fn manifest_deps(toml: &str) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    let mut table = String::new();
+    for line in toml.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            table = l.trim_matches(['[', ']']).to_string();
+            continue;
+        }
+        if !table.ends_with("dependencies") || table.starts_with("workspace") {
+            continue;
+        }
+        if let Some((name, _)) = l.split_once('=') {
+            let name = name.trim().trim_end_matches(".workspace").trim();
+            if !name.is_empty() && !name.starts_with('#') {
+                v.push((table.clone(), name.to_string()));
+            }
+        }
+    }
+    v
+}
+
+/// Every dependency a workspace crate declares is used by its code (what
+/// cargo-machete checks): an unused one costs build time and hides what
+/// the crate really needs. A dev-dependency that repeats a normal one to
+/// turn on a feature (nk-sys `fake`) counts as used.
+#[test]
+fn no_unused_dependencies() {
+    let root = root();
+    let ws = fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut bad = Vec::new();
+    for member in ws
+        .split("members = [")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+    {
+        let dir = root.join(member);
+        let toml = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let mut src = Vec::new();
+        files(&dir, ".rs", &mut src);
+        let code: String = src
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let deps = manifest_deps(&toml);
+        for (table, name) in &deps {
+            let id = name.replace('-', "_");
+            let used = code.contains(&format!("{id}::"))
+                || code.contains(&format!("use {id}"))
+                || code.contains(&format!("{id}!"));
+            let repeats_a_normal_dep = table != "dependencies"
+                && deps.iter().any(|(t, n)| t == "dependencies" && n == name);
+            if !used && !repeats_a_normal_dep {
+                bad.push(format!("{member}: [{table}] {name}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "declared but unused: {bad:?}");
+}

@@ -50,11 +50,11 @@ impl Toolchain {
 
 /// The Debian version of `pkg` whose upstream version is `want`.x.
 fn debian_version(pkg: &str, want: &str) -> Result<String> {
-    let out = Command::new("apt-cache")
-        .args(["madison", pkg])
-        .output()
+    let sh = xshell::Shell::new()?;
+    let text = xshell::cmd!(sh, "apt-cache madison {pkg}")
+        .quiet()
+        .read()
         .context("apt-cache madison")?;
-    let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .filter_map(|l| l.split('|').nth(1).map(str::trim))
         .find(|v| v.starts_with(&format!("{want}.")))

@@ -15,6 +15,10 @@
 //!                    [--method bpf|diag] [--dry-run] [--obj FILE]
 //! ```
 
+/// bindgen output of bpf/nk_sock_destroy.bpf.h (`cargo xtask bindings`).
+#[rustfmt::skip]
+#[allow(non_camel_case_types, dead_code, clippy::all)]
+mod bpf_records;
 mod cli;
 mod endpoint;
 mod output;

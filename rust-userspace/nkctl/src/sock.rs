@@ -334,77 +334,20 @@ fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Erro
     Ok(r)
 }
 
-/// Mirrors `struct nk_sd_args` of bpf/nk_sock_destroy.bpf.h.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SdArgs {
-    /// Backend address, network order words.
-    pub daddr: [u32; 4],
-    /// Backend port, host order.
-    pub dport: u16,
-    /// AF_INET / AF_INET6.
-    pub family: u8,
-    /// NK_SD_TCP | NK_SD_UDP.
-    pub protos: u8,
-    /// Do not destroy.
-    pub dry_run: u8,
-    /// Padding.
-    pub pad: [u8; 3],
-    /// Only this netns inode (0: all).
-    pub netns_ino: u32,
-}
+/// The records of bpf/nk_sock_destroy.bpf.h, generated from it by bindgen
+/// (`cargo xtask bindings`; a tidy test keeps them up to date).
+pub use crate::bpf_records::{
+    nk_sd_args as SdArgs, nk_sd_sock as SdSock, nk_sd_stats as SdStats,
+    NK_SD_MAX_FOUND as SD_MAX_FOUND, NK_SD_TCP, NK_SD_UDP,
+};
 
-/// Mirrors `struct nk_sd_sock`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SdSock {
-    /// Netns cookie.
-    pub netns_cookie: u64,
-    /// Socket cookie.
-    pub sk_cookie: u64,
-    /// Netns inode.
-    pub netns_ino: u32,
-    /// Local address words (network order).
-    pub saddr: [u32; 4],
-    /// Remote address words.
-    pub daddr: [u32; 4],
-    /// Local port, host order.
-    pub sport: u16,
-    /// Remote port, host order.
-    pub dport: u16,
-    /// NK_SD_TCP / NK_SD_UDP.
-    pub proto: u8,
-    /// AF_INET / AF_INET6.
-    pub family: u8,
-    /// TCP state.
-    pub state: u8,
-    /// bpf_sock_destroy() failed.
-    pub failed: u8,
-}
-
-/// Mirrors `struct nk_sd_stats`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SdStats {
-    /// Netns walked.
-    pub netns: u32,
-    /// Sockets looked at.
-    pub socks: u32,
-    /// Matches.
-    pub found: u32,
-    /// Destroyed.
-    pub destroyed: u32,
-}
-
-/// `NK_SD_MAX_FOUND`.
-pub const SD_MAX_FOUND: u32 = 65536;
-
-// SAFETY: repr(C) mirrors of integer-only C structs: any byte pattern is a
-// valid value. SdArgs, the one written out, has no implicit padding.
+// SAFETY: bindgen's repr(C) structs of integers whose padding is spelled
+// out as fields (explicit_padding): any byte pattern is a valid value and
+// no byte of a value is uninitialised.
 unsafe impl Pod for SdArgs {}
-// SAFETY: as above (read only).
+// SAFETY: as above.
 unsafe impl Pod for SdSock {}
-// SAFETY: as above (read only).
+// SAFETY: as above.
 unsafe impl Pod for SdStats {}
 
 /// The BPF_PROG_RUN context for `a`.
@@ -419,8 +362,8 @@ pub fn sd_args(a: &SockDestroy, netns_ino: Option<u64>) -> Result<SdArgs, Error>
         family: family(&a.backend),
         protos: a.proto.protos().iter().fold(0, |m, p| {
             m | match p {
-                Proto::Tcp => 1,
-                Proto::Udp => 2,
+                Proto::Tcp => NK_SD_TCP as u8,
+                Proto::Udp => NK_SD_UDP as u8,
             }
         }),
         dry_run: u8::from(a.dry_run),
@@ -571,14 +514,18 @@ fn by_bpf(a: &SockDestroy, netns_ino: Option<u64>) -> Result<Report, Error> {
             c.errors += 1;
             continue;
         }
-        if s.proto == 1 {
+        if u32::from(s.proto) == NK_SD_TCP {
             c.tcp += 1;
         } else {
             c.udp += 1;
         }
         r.sockets.push(FoundSock {
             netns_ino: ino,
-            proto: if s.proto == 1 { "tcp" } else { "udp" },
+            proto: if u32::from(s.proto) == NK_SD_TCP {
+                "tcp"
+            } else {
+                "udp"
+            },
             local: sockaddr(s.family, s.saddr, s.sport),
             remote: sockaddr(s.family, s.daddr, s.dport),
             state: s.state,
@@ -682,23 +629,6 @@ pub fn table(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The Rust mirrors must match bpf/nk_sock_destroy.bpf.h; clang lays
-    /// out the C structs with the same rules (x86-64 and bpf agree).
-    #[test]
-    fn mirrors_match_the_bpf_header() {
-        let h = include_str!("../../../bpf/nk_sock_destroy.bpf.h");
-        assert!(h.contains("#define NK_SD_MAX_FOUND\t65536"));
-        assert!(h.contains("#define NK_SD_TCP\t1") && h.contains("#define NK_SD_UDP\t2"));
-        assert_eq!(std::mem::size_of::<SdArgs>(), 28);
-        assert_eq!(std::mem::offset_of!(SdArgs, dport), 16);
-        assert_eq!(std::mem::offset_of!(SdArgs, netns_ino), 24);
-        assert_eq!(std::mem::size_of::<SdSock>(), 64);
-        assert_eq!(std::mem::offset_of!(SdSock, saddr), 20);
-        assert_eq!(std::mem::offset_of!(SdSock, sport), 52);
-        assert_eq!(std::mem::offset_of!(SdSock, proto), 56);
-        assert_eq!(std::mem::size_of::<SdStats>(), 16);
-    }
 
     fn args(backend: &str, proto: ProtoArg, dry: bool) -> SockDestroy {
         SockDestroy {

@@ -722,7 +722,11 @@ fn report(ctx: &Ctx, rows: &[Row], started: Instant) -> Result<bool> {
         }
         let detail = r.status.detail();
         let detail = if detail.len() > 200 && !matches!(r.status, Status::Fail(_)) {
-            format!("{}...", &detail[..detail.floor_char_boundary(200)])
+            let cut = (0..=200)
+                .rev()
+                .find(|&i| detail.is_char_boundary(i))
+                .unwrap_or(0);
+            format!("{}...", &detail[..cut])
         } else {
             detail.to_string()
         };

@@ -221,17 +221,17 @@ pub fn choose_accel(
         KvmMode::Auto => {}
     }
     let host = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let qv = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .map(|o| o.stdout)
+    let sh = xshell::Shell::new()?;
+    let qv = xshell::cmd!(sh, "qemu-system-x86_64 --version")
+        .quiet()
+        .read()
         .unwrap_or_default();
     // The verdict holds for this host kernel, this qemu and this kind of
     // image (an ELF entered through PVH, or a bzImage).
     let key = format!(
         "{} {} {}",
         host.trim(),
-        String::from_utf8_lossy(&qv).lines().next().unwrap_or(""),
+        qv.lines().next().unwrap_or(""),
         image.file_name().unwrap_or_default().to_string_lossy()
     );
     let memo = cache.join("kvm-probe");

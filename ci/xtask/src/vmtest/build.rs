@@ -40,11 +40,11 @@ fn static_build(ctx: &Ctx, pkgs: &[&str], features: &[&str]) -> Result<(Command,
     cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
     // Only nkctl's `static` feature links libelf and zlib from their .a.
     if !features.is_empty() {
-        let out = Command::new("pkg-config")
-            .args(["--variable=libdir", "libelf"])
-            .output()
+        let sh = xshell::Shell::new()?;
+        let libdir = xshell::cmd!(sh, "pkg-config --variable=libdir libelf")
+            .quiet()
+            .read()
             .context("pkg-config --variable=libdir libelf")?;
-        let libdir = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if libdir.is_empty() {
             bail!("pkg-config finds no libelf (install libelf-dev)");
         }

@@ -183,15 +183,8 @@ fn plan_for(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Vec<Entry>> {
 /// second already took the name (created atomically, so two concurrent
 /// runs never share one). `latest` points at it.
 fn new_run_dir(ctx: &Ctx, k: &kernel::Kernel) -> Result<(String, PathBuf)> {
-    let stamp = String::from_utf8_lossy(
-        &std::process::Command::new("date")
-            .arg("+%Y%m%d-%H%M%S")
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default(),
-    )
-    .trim()
-    .to_string();
+    let sh = xshell::Shell::new()?;
+    let stamp = xshell::cmd!(sh, "date +%Y%m%d-%H%M%S").quiet().read()?;
     let stem = format!(
         "{stamp}-{}{}",
         k.profile.name(),

@@ -2,11 +2,10 @@
 //! then on one build of kernel, userspace and BPF objects the bindings
 //! check, the runner self-test and the test plan (`--repeat N` times).
 
-use std::collections::BTreeMap;
-use std::process::Command;
-
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use ktap::Outcome;
+use std::collections::BTreeMap;
+use xshell::cmd;
 
 use super::{prepare, run_prepared, Counts, Prepared, VmtestArgs};
 use crate::progress::Stage;
@@ -14,14 +13,13 @@ use crate::Ctx;
 
 pub fn test(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
     let stage = Stage::new("test: cargo test --workspace (unprivileged unit tests)");
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(&ctx.root);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .current_dir(&ctx.root)
-        .args(["test", "--workspace", "--quiet"])
-        .status()?;
-    if !st.success() {
-        bail!("unit tests failed");
-    }
+    cmd!(sh, "{cargo} test --workspace --quiet")
+        .quiet()
+        .run()
+        .context("unit tests failed")?;
     stage.done("unit tests passed");
     crate::hygiene::run(ctx)?;
     // Kernel, userspace and BPF objects are built once for every VM run.
