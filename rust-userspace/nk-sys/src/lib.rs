@@ -147,7 +147,13 @@ pub fn syscall(call: Syscall<'_>) -> io::Result<i64> {
         }
     }
     #[cfg(not(any(test, feature = "fake")))]
-    real(call)
+    {
+        let mut call = call;
+        let r = real(&mut call);
+        #[cfg(feature = "trace")]
+        trace::observe(&call, &r);
+        r
+    }
 }
 
 /// `ioctl(NS_GET_NSTYPE)` request number (`_IO(0xb7, 0x3)`).
@@ -162,7 +168,7 @@ fn cvt(r: i64) -> io::Result<i64> {
 }
 
 #[cfg_attr(any(test, feature = "fake"), allow(dead_code))]
-fn real(call: Syscall<'_>) -> io::Result<i64> {
+fn real(call: &mut Syscall<'_>) -> io::Result<i64> {
     match call {
         Syscall::Bpf { cmd, attr } => {
             // SAFETY: attr points to a live, writable bpf_attr whose size we
@@ -172,8 +178,8 @@ fn real(call: Syscall<'_>) -> io::Result<i64> {
             let r = unsafe {
                 libc::syscall(
                     libc::SYS_bpf,
-                    cmd as libc::c_long,
-                    attr as *mut uapi::bpf_attr,
+                    *cmd as libc::c_long,
+                    std::ptr::from_mut::<uapi::bpf_attr>(attr),
                     std::mem::size_of::<uapi::bpf_attr>(),
                 )
             };
@@ -181,7 +187,7 @@ fn real(call: Syscall<'_>) -> io::Result<i64> {
         }
         Syscall::Socket { domain, ty, proto } => {
             // SAFETY: socket(2) takes no pointers.
-            cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) } as i64)
+            cvt(unsafe { libc::socket(*domain, *ty | libc::SOCK_CLOEXEC, *proto) } as i64)
         }
         Syscall::SetSockOpt {
             fd,
@@ -193,8 +199,8 @@ fn real(call: Syscall<'_>) -> io::Result<i64> {
             let r = unsafe {
                 libc::setsockopt(
                     fd.as_raw_fd(),
-                    level,
-                    name,
+                    *level,
+                    *name,
                     val.as_ptr().cast(),
                     val.len() as libc::socklen_t,
                 )
@@ -205,7 +211,7 @@ fn real(call: Syscall<'_>) -> io::Result<i64> {
             // SAFETY: sockaddr_nl is plain old data; zeroed is valid.
             let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
             sa.nl_family = libc::AF_NETLINK as u16;
-            sa.nl_groups = groups;
+            sa.nl_groups = *groups;
             // SAFETY: sa is a valid sockaddr_nl of the size we pass.
             let r = unsafe {
                 libc::bind(
@@ -223,17 +229,17 @@ fn real(call: Syscall<'_>) -> io::Result<i64> {
         Syscall::Recv { fd, buf, flags } => {
             // SAFETY: buf is a live, writable slice of the length we pass.
             cvt(
-                unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) }
+                unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), *flags) }
                     as i64,
             )
         }
         Syscall::Setns { fd, nstype } => {
             // SAFETY: setns(2) takes no pointers.
-            cvt(unsafe { libc::setns(fd.as_raw_fd(), nstype) } as i64)
+            cvt(unsafe { libc::setns(fd.as_raw_fd(), *nstype) } as i64)
         }
         Syscall::Unshare { flags } => {
             // SAFETY: unshare(2) takes no pointers.
-            cvt(unsafe { libc::unshare(flags) } as i64)
+            cvt(unsafe { libc::unshare(*flags) } as i64)
         }
         Syscall::NsGetType { fd } => {
             // SAFETY: NS_GET_NSTYPE takes no argument pointer; on a file
@@ -261,6 +267,47 @@ pub fn socket(domain: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {
     let fd = syscall(Syscall::Socket { domain, ty, proto })?;
     // SAFETY: socket(2) succeeded, so fd is a new descriptor that we own.
     Ok(unsafe { owned_fd(fd) })
+}
+
+/// Observing the real calls of the current thread, for a recorder that
+/// must know what the kernel was told beyond what it can capture on the
+/// wire (the golden capture records each netlink socket's options).
+#[cfg(feature = "trace")]
+pub mod trace {
+    use super::Syscall;
+    use std::cell::RefCell;
+    use std::io;
+
+    type Observer = Box<dyn FnMut(&Syscall<'_>, &io::Result<i64>)>;
+
+    thread_local! {
+        static OBSERVER: RefCell<Option<Observer>> = const { RefCell::new(None) };
+    }
+
+    /// Removes the observer when dropped.
+    pub struct Guard(());
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            OBSERVER.with(|f| f.borrow_mut().take());
+        }
+    }
+
+    /// Calls `f` after every real call this thread makes, with its result,
+    /// until the guard is dropped.
+    pub fn install(f: impl FnMut(&Syscall<'_>, &io::Result<i64>) + 'static) -> Guard {
+        OBSERVER.with(|c| *c.borrow_mut() = Some(Box::new(f)));
+        Guard(())
+    }
+
+    #[cfg_attr(any(test, feature = "fake"), allow(dead_code))]
+    pub(crate) fn observe(call: &Syscall<'_>, r: &io::Result<i64>) {
+        OBSERVER.with(|c| {
+            if let Some(f) = c.borrow_mut().as_mut() {
+                f(call, r);
+            }
+        });
+    }
 }
 
 /// A thread-local fake kernel for unprivileged tests.

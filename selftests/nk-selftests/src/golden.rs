@@ -3,14 +3,16 @@
 //! script runs against this kernel, and writes `rtnetlink.pcap` and
 //! `rtnetlink.json` into DIR. `cargo xtask golden` runs it in the VM.
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
 use std::time::Duration;
 
-use nk_netlink::golden::{self, Env, Manifest};
+use nk_netlink::golden::{self, Env, Manifest, SetupCall, SocketSetup};
 use nk_netlink::NetnsFd;
 
 use crate::env;
@@ -120,8 +122,52 @@ impl World {
             tcp_listener: self.listener.local_addr()?,
             tcp_client: self.client.local_addr()?,
             udp: self.udp.local_addr()?,
+            sockets: vec![],
         })
     }
+}
+
+/// Runs the script while nk-sys reports every real call, and returns the
+/// netlink sockets it opened with their setup calls (for the manifest).
+fn run_recording(env: &Env<'_>) -> Result<Vec<SocketSetup>, Stop> {
+    let seen: Rc<RefCell<(Vec<SocketSetup>, Vec<i32>)>> = Rc::default();
+    let r = {
+        let s = seen.clone();
+        let _g = nk_sys::trace::install(move |c, r| {
+            let mut s = s.borrow_mut();
+            let (sockets, fds) = &mut *s;
+            match (c, r) {
+                (
+                    nk_sys::Syscall::Socket {
+                        domain: libc::AF_NETLINK,
+                        proto,
+                        ..
+                    },
+                    Ok(fd),
+                ) => {
+                    sockets.push(SocketSetup {
+                        protocol: *proto,
+                        calls: vec![],
+                    });
+                    fds.push(*fd as i32);
+                }
+                (c, Ok(_)) => {
+                    if let Some((fd, call)) = SetupCall::of(c) {
+                        // The newest socket with this fd number (numbers
+                        // are reused once a socket is closed).
+                        if let Some(i) = fds.iter().rposition(|f| *f == fd) {
+                            sockets[i].calls.push(call);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        });
+        golden::run(env, |name| println!("# step {name}"))
+    };
+    r.map_err(Stop::Fail)?;
+    let (sockets, _) = seen.take();
+    Ok(sockets)
 }
 
 /// `nk.golden_script`: the golden script against this kernel, without
@@ -173,7 +219,7 @@ fn capture(out: &Path) -> TResult {
         }
     }
 
-    let m = w.manifest(
+    let mut m = w.manifest(
         "nk-selftests --golden-capture (cargo xtask golden): nk_netlink::golden::STEPS \
          run in a fresh netns of the nkdev VM while `tcpdump -i nlmon0 -s 0 -U` recorded \
          every NETLINK_ROUTE and NETLINK_SOCK_DIAG skb",
@@ -183,7 +229,7 @@ fn capture(out: &Path) -> TResult {
         peer_ns: w.peer_fd.as_fd(),
         m: &m,
     };
-    let r = golden::run(&env, |name| println!("# step {name}"));
+    let r = run_recording(&env);
     // Let tcpdump write the last skbs, then stop it the way ^C does.
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: kill(2) on our own child's pid; no memory involved.
@@ -191,7 +237,7 @@ fn capture(out: &Path) -> TResult {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest)?;
     let st = tcpdump.0.wait()?;
-    r.map_err(Stop::Fail)?;
+    m.sockets = r?;
     println!("# tcpdump: {}", rest.trim().replace('\n', "; "));
     crate::check!(st.success(), "tcpdump: {st}: {rest}");
     crate::check!(

@@ -65,6 +65,67 @@ pub struct Manifest {
     pub tcp_client: SocketAddr,
     /// An unconnected UDP socket.
     pub udp: SocketAddr,
+    /// Every netlink socket the script opened, in order, with the calls
+    /// that set it up. The capture holds only what crossed the socket;
+    /// these were observed in nk-sys while the script ran, and the replay
+    /// requires the same calls (dropping `NETLINK_EXT_ACK` fails it).
+    pub sockets: Vec<SocketSetup>,
+}
+
+/// A netlink socket of the script: its protocol and setup calls.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SocketSetup {
+    /// `NETLINK_ROUTE`, `NETLINK_SOCK_DIAG`...
+    pub protocol: i32,
+    /// setsockopt and bind, in the order made.
+    pub calls: Vec<SetupCall>,
+}
+
+/// A call that configures a socket rather than talking through it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetupCall {
+    /// `setsockopt(fd, level, name, value)`.
+    Setsockopt {
+        /// `SOL_NETLINK`, `SOL_SOCKET`.
+        level: i32,
+        /// Option name.
+        name: i32,
+        /// Option value bytes, as hex.
+        value: String,
+    },
+    /// `bind(fd, {AF_NETLINK, groups})`.
+    Bind {
+        /// Multicast groups.
+        groups: u32,
+    },
+}
+
+impl SetupCall {
+    /// The socket a setup call is made on, and the call; `None` for every
+    /// other syscall.
+    pub fn of(c: &nk_sys::Syscall<'_>) -> Option<(i32, SetupCall)> {
+        use std::os::fd::AsRawFd;
+        match c {
+            nk_sys::Syscall::SetSockOpt {
+                fd,
+                level,
+                name,
+                val,
+            } => Some((
+                fd.as_raw_fd(),
+                SetupCall::Setsockopt {
+                    level: *level,
+                    name: *name,
+                    value: val.iter().map(|b| format!("{b:02x}")).collect(),
+                },
+            )),
+            nk_sys::Syscall::BindNetlink { fd, groups } => {
+                Some((fd.as_raw_fd(), SetupCall::Bind { groups: *groups }))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What a step sees of the world around it.

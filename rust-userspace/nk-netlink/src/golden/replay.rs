@@ -10,7 +10,7 @@ use std::rc::Rc;
 use nk_sys::{uapi, Syscall};
 
 use super::pcap::{self, Frame};
-use super::{Env, Manifest, COVERED, STEPS};
+use super::{Env, Manifest, SetupCall, SocketSetup, COVERED, STEPS};
 use crate::wire::{self, Attrs};
 
 fn golden_dir() -> PathBuf {
@@ -28,7 +28,9 @@ fn load() -> (Manifest, Vec<Frame>) {
         })
     };
     let m: Manifest =
-        serde_json::from_slice(&read("rtnetlink.json")).expect("rtnetlink.json parses");
+        serde_json::from_slice(&read("rtnetlink.json")).unwrap_or_else(|e| {
+        panic!("rtnetlink.json: {e}; the manifest is from another version of the capture: run `cargo xtask golden`")
+    });
     let frames = pcap::parse(&read("rtnetlink.pcap")).expect("rtnetlink.pcap parses");
     let names: Vec<String> = STEPS.iter().map(|(n, _)| n.to_string()).collect();
     assert_eq!(
@@ -53,6 +55,12 @@ struct Tape {
     owner: Vec<String>,
     /// Netlink family of each socket the script opened, by fd.
     families: std::collections::HashMap<i32, u16>,
+    /// The sockets the capture's script opened, with their setup calls.
+    want_sockets: Vec<SocketSetup>,
+    /// Index into `want_sockets` of each open fd, and how many of that
+    /// socket's setup calls have been made.
+    sockets: std::collections::HashMap<i32, (usize, usize)>,
+    opened: usize,
     error: Option<String>,
 }
 
@@ -66,12 +74,45 @@ impl Tape {
     fn call(&mut self, c: &mut Syscall<'_>) -> std::io::Result<i64> {
         match c {
             Syscall::Socket { proto, .. } => {
+                let Some(want) = self.want_sockets.get(self.opened) else {
+                    return self.fail(format!(
+                        "socket {} opened, the capture's script opened {}",
+                        self.opened + 1,
+                        self.want_sockets.len()
+                    ));
+                };
+                if want.protocol != *proto {
+                    let why = format!(
+                        "socket {} has netlink protocol {proto}, the capture's has {}",
+                        self.opened + 1,
+                        want.protocol
+                    );
+                    return self.fail(why);
+                }
                 let f = std::fs::File::open("/dev/null")?;
                 let fd = OwnedFd::from(f).into_raw_fd();
                 self.families.insert(fd, *proto as u16);
+                self.sockets.insert(fd, (self.opened, 0));
+                self.opened += 1;
                 Ok(i64::from(fd))
             }
-            Syscall::SetSockOpt { .. } | Syscall::BindNetlink { .. } => Ok(0),
+            Syscall::SetSockOpt { .. } | Syscall::BindNetlink { .. } => {
+                let (fd, got) = SetupCall::of(c).expect("a setup call");
+                let Some(&(i, n)) = self.sockets.get(&fd) else {
+                    return self.fail(format!("{got:?} on fd {fd}, which no socket() returned"));
+                };
+                let want = self.want_sockets[i].calls.get(n).cloned();
+                if want.as_ref() != Some(&got) {
+                    let why = format!(
+                        "setup call {} of socket {}: {got:?}, the capture's script made {want:?}",
+                        n + 1,
+                        i + 1
+                    );
+                    return self.fail(why);
+                }
+                self.sockets.insert(fd, (i, n + 1));
+                Ok(0)
+            }
             Syscall::Send { fd, buf } => {
                 let Some(f) = self.frames.get(self.pos) else {
                     return self.fail("a request after the end of the capture".into());
@@ -104,12 +145,20 @@ impl Tape {
                 self.owner.push(self.step.clone());
                 Ok(buf.len() as i64)
             }
-            Syscall::Recv { buf, .. } => {
+            Syscall::Recv { fd, buf, .. } => {
                 let Some(f) = self.frames.get(self.pos) else {
                     return self.fail("a read after the end of the capture".into());
                 };
                 if f.to_kernel {
                     return self.fail("a read where the capture has the next request".into());
+                }
+                let family = self.families.get(&fd.as_raw_fd()).copied();
+                if family != Some(f.family) {
+                    let why = format!(
+                        "read from a netlink socket of family {family:?}, the reply was captured on family {}",
+                        f.family
+                    );
+                    return self.fail(why);
                 }
                 let n = f.data.len().min(buf.len());
                 buf[..n].copy_from_slice(&f.data[..n]);
@@ -172,6 +221,9 @@ fn replay() -> (Vec<Frame>, Vec<String>) {
         step: String::new(),
         owner: Vec::new(),
         families: Default::default(),
+        want_sockets: m.sockets.clone(),
+        sockets: Default::default(),
+        opened: 0,
         error: None,
     }));
     let ns = fd_at(m.peer_ns_fd);
@@ -194,6 +246,20 @@ fn replay() -> (Vec<Frame>, Vec<String>) {
         frames.len(),
         "the script left captured frames unread"
     );
+    assert_eq!(
+        t.opened,
+        m.sockets.len(),
+        "the script opened fewer sockets than the capture's"
+    );
+    for (i, n) in t.sockets.values() {
+        assert_eq!(
+            *n,
+            m.sockets[*i].calls.len(),
+            "socket {} skipped setup calls the capture's script made: {:?}",
+            i + 1,
+            &m.sockets[*i].calls[*n..]
+        );
+    }
     (frames, t.owner.clone())
 }
 
@@ -371,5 +437,78 @@ fn capture_has_the_kernel_and_both_directions() {
     assert_eq!(
         families,
         BTreeSet::from([libc::NETLINK_ROUTE as u16, libc::NETLINK_SOCK_DIAG as u16])
+    );
+}
+
+/// Attribute constants the library's source names that are not attributes
+/// it encodes or decodes, and why.
+const NOT_HANDLED: &[(&str, &str)] = &[
+    (
+        "IFLA_MAX_PACING_OFFLOAD_HORIZON",
+        "named only in link.rs's assert on upstream's numbering",
+    ),
+    (
+        "IFLA_NETNS_IMMUTABLE",
+        "named only in link.rs's assert on upstream's numbering",
+    ),
+];
+
+/// `COVERED` is not a list kept by hand: every attribute constant that the
+/// library's code names (`IFLA_*`, `IFA_*`, `RTA_*`, `NDA_*`, `VETH_INFO_*`,
+/// `NLMSGERR_ATTR_*`) must be in it, so a new encoder or decoder cannot
+/// escape `capture_covers_every_attribute_we_encode_or_decode`.
+#[test]
+fn covered_lists_every_attribute_the_source_names() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut named = BTreeSet::new();
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (i, _) in text.match_indices(|c: char| c.is_ascii_uppercase()) {
+            let before = text[..i].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let word: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let attr = [
+                "IFLA_",
+                "IFA_",
+                "RTA_",
+                "NDA_",
+                "VETH_INFO_",
+                "NLMSGERR_ATTR_",
+            ]
+            .iter()
+            .any(|p| word.starts_with(p) && word.len() > p.len());
+            if attr {
+                named.insert(word);
+            }
+        }
+    }
+    assert!(named.contains("IFLA_NETKIT_MODE"), "the scan finds nothing");
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|n| !COVERED.iter().any(|(_, _, c)| c == n))
+        .filter(|n| !NOT_HANDLED.iter().any(|(x, _)| x == n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "nk-netlink's source names {missing:?} but golden::COVERED does not list them: \
+         add them there and recapture with `cargo xtask golden` if the capture lacks them"
+    );
+    let stale: Vec<&str> = NOT_HANDLED
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !named.contains(*n))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "NOT_HANDLED lists names the source no longer has: {stale:?}"
     );
 }
