@@ -502,10 +502,10 @@ fn run_one(e: &Entry, emit: &mut impl FnMut(&str)) -> Outcome {
 /// `PF_KTHREAD` in /proc/PID/stat's flags.
 const PF_KTHREAD: u64 = 0x0020_0000;
 
-/// Processes other than nk-init and kernel threads that are alive and
-/// not in the test's process group (which was just killed and may still
-/// be exiting): `PID (comm)` of each.
-fn escaped(pgid: i32) -> Vec<(i32, String)> {
+/// Processes other than nk-init and kernel threads that are not in the
+/// test's process group (which was just killed and may still be exiting):
+/// `PID (comm)` of each; with `zombies`, dead ones not yet reaped too.
+fn escaped(pgid: i32, zombies: bool) -> Vec<(i32, String)> {
     let mut v = Vec::new();
     let Ok(rd) = fs::read_dir("/proc") else {
         return v;
@@ -529,7 +529,8 @@ fn escaped(pgid: i32) -> Vec<(i32, String)> {
         let state = f.first().copied().unwrap_or("?");
         let pgrp: i32 = f.get(2).and_then(|x| x.parse().ok()).unwrap_or(0);
         let flags: u64 = f.get(6).and_then(|x| x.parse().ok()).unwrap_or(0);
-        if flags & PF_KTHREAD != 0 || state == "Z" || state == "X" || pgrp == pgid {
+        let dead = state == "Z" || state == "X";
+        if flags & PF_KTHREAD != 0 || (dead && !zombies) || (pgrp == pgid && !dead) {
             continue;
         }
         v.push((pid, comm));
@@ -538,9 +539,10 @@ fn escaped(pgid: i32) -> Vec<(i32, String)> {
 }
 
 /// Kills what [`escaped`] finds, waits for it to go, and reaps every
-/// orphan nk-init inherited. Returns what was killed.
+/// orphan nk-init inherited, so that the next test starts with no process
+/// but nk-init. Returns what was killed.
 fn kill_escaped(pgid: i32) -> Vec<String> {
-    let found = escaped(pgid);
+    let found = escaped(pgid, false);
     for (pid, _) in &found {
         // SAFETY: kill(2) of a process this VM's test left behind.
         unsafe { libc::kill(*pid, libc::SIGKILL) };
@@ -554,7 +556,7 @@ fn kill_escaped(pgid: i32) -> Vec<String> {
             libc::waitpid(-1, &mut st, libc::WNOHANG)
         } > 0
         {}
-        if escaped(pgid).is_empty() || Instant::now() >= deadline {
+        if escaped(pgid, true).is_empty() || Instant::now() >= deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

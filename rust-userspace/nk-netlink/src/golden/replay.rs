@@ -66,7 +66,12 @@ struct Tape {
 
 impl Tape {
     fn fail(&mut self, why: String) -> std::io::Result<i64> {
-        let at = format!("step {}, frame {}: {why}", self.step, self.pos);
+        let step = if self.step.is_empty() {
+            "(before the first, opening the session)"
+        } else {
+            &self.step
+        };
+        let at = format!("step {step}, frame {}: {why}", self.pos);
         self.error.get_or_insert(at);
         Err(std::io::Error::from_raw_os_error(libc::EIO))
     }
