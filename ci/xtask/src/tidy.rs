@@ -103,6 +103,7 @@ fn no_stray_top_level_files() {
         "README.md",
         "bpf",
         "ci",
+        "docs",
         "kconfigs",
         "patches",
         "rust-userspace",
