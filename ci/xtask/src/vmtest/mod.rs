@@ -62,6 +62,11 @@ pub struct VmtestArgs {
     /// Extra kernel command line.
     #[arg(long, default_value = "")]
     pub append: String,
+    /// Run this shell command in the VM instead of the plan, as a test
+    /// (exit 0 passes, 4 skips); repeatable. Kernel reports and leaks
+    /// count as for any test.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Vec<String>,
     /// Run the plan N times, each in a fresh VM, and report each test's
     /// failure rate (flakes are bugs: this measures them).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -96,6 +101,7 @@ impl VmtestArgs {
             cpus: 2,
             list: false,
             append: String::new(),
+            exec: vec![],
             repeat: 1,
             runner_selftest: false,
             bench: None,
@@ -161,6 +167,23 @@ fn plan_for(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Vec<Entry>> {
     }
     if let Some(names) = &args.bench {
         return bench::plan(args, p, names, slow);
+    }
+    if !args.exec.is_empty() {
+        if let Some(c) = args.exec.iter().find(|c| c.contains(['\t', '\n'])) {
+            bail!("--exec {c:?}: the command may not contain tabs or newlines (the plan is one line per test)");
+        }
+        return Ok(args
+            .exec
+            .iter()
+            .enumerate()
+            .map(|(i, cmd)| Entry {
+                name: format!("exec.{}", i + 1),
+                timeout: Duration::from_secs(args.test_timeout * slow),
+                format: Format::Raw,
+                cwd: "/tmp".into(),
+                argv: vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
+            })
+            .collect());
     }
     if args.golden {
         return Ok(vec![Entry {
