@@ -1,4 +1,4 @@
-//! BPF objects from `bpf/*.bpf.c`: clang-14 `-target bpf`, with vmlinux.h
+//! BPF objects from `bpf/*.bpf.c`: clang-19 `-target bpf`, with vmlinux.h
 //! dumped by the tree's own bpftool from the built kernel's BTF.
 //! Outputs go to `target/bpf/<kernel build name>/`.
 
@@ -12,6 +12,31 @@ use anyhow::{bail, Context, Result};
 use crate::kernel::Kernel;
 use crate::progress::{log_path, run_logged, Stage};
 use crate::Ctx;
+
+/// The LLVM that builds BPF objects here and in the reduced test_progs:
+/// bookworm's clang-19. 7.3's vmlinux.h needs it (the kernel builds with
+/// `-fms-extensions`, and its BTF dump declares members by tag alone,
+/// which clang-14 refuses).
+pub const LLVM_VERSION: &str = "19";
+
+/// `clang-19`, `llvm-strip-19`, ...
+pub fn llvm(tool: &str) -> String {
+    format!("{tool}-{LLVM_VERSION}")
+}
+
+/// Flags every BPF object is built with.
+const CFLAGS: &[&str] = &[
+    "-g",
+    "-O2",
+    "-target",
+    "bpf",
+    "-mcpu=v3",
+    "-D__TARGET_ARCH_x86",
+    "-fms-extensions",
+    "-Wno-microsoft-anon-tag",
+    "-Wall",
+    "-Werror",
+];
 
 fn mtime(p: &Path) -> Option<SystemTime> {
     fs::metadata(p).and_then(|m| m.modified()).ok()
@@ -58,6 +83,17 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<PathBuf> {
         .max();
     let mut stage = None;
     let vmlinux_text = fs::read_to_string(&vmlinux_h).unwrap_or_default();
+    // Another compiler or other flags: every object is out of date.
+    let cc = format!("{} {}", llvm("clang"), CFLAGS.join(" "));
+    let cc_stamp = out.join(".nkdev-cc");
+    if fs::read_to_string(&cc_stamp).ok().as_deref() != Some(cc.as_str()) {
+        for e in fs::read_dir(&out)?.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".bpf.o") {
+                fs::remove_file(e.path())?;
+            }
+        }
+        fs::write(&cc_stamp, &cc)?;
+    }
     for s in &srcs {
         let name = s
             .file_name()
@@ -83,31 +119,23 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<PathBuf> {
         }
         stage.get_or_insert_with(|| {
             Stage::new(format!(
-                "bpf: compiling bpf/*.bpf.c with clang-14 into {}",
+                "bpf: compiling bpf/*.bpf.c with {} into {}",
+                llvm("clang"),
                 out.display()
             ))
         });
-        let mut c = Command::new("clang-14");
-        c.args([
-            "-g",
-            "-O2",
-            "-target",
-            "bpf",
-            "-mcpu=v3",
-            "-D__TARGET_ARCH_x86",
-            "-Wall",
-            "-Werror",
-        ])
-        .arg("-I")
-        .arg(&out)
-        .arg("-I")
-        .arg(&k.libbpf_include)
-        .arg("-I")
-        .arg(&src)
-        .arg("-c")
-        .arg(s)
-        .arg("-o")
-        .arg(&obj);
+        let mut c = Command::new(llvm("clang"));
+        c.args(CFLAGS)
+            .arg("-I")
+            .arg(&out)
+            .arg("-I")
+            .arg(&k.libbpf_include)
+            .arg("-I")
+            .arg(&src)
+            .arg("-c")
+            .arg(s)
+            .arg("-o")
+            .arg(&obj);
         run_logged(
             &format!("clang {}", s.file_name().unwrap().to_string_lossy()),
             &mut c,

@@ -83,19 +83,20 @@ const TOOLS: &[Tool] = &[
         pkg: "xz-utils",
         backports: false,
     },
+    // BPF objects and the reduced test_progs (bpf.rs, LLVM_VERSION).
     Tool {
-        bin: "clang-14",
-        pkg: "clang-14",
+        bin: "clang-19",
+        pkg: "clang-19",
         backports: false,
     },
     Tool {
-        bin: "llvm-strip-14",
-        pkg: "llvm-14",
+        bin: "llvm-strip-19",
+        pkg: "llvm-19",
         backports: false,
     },
     Tool {
-        bin: "ld.lld-14",
-        pkg: "lld-14",
+        bin: "ld.lld-19",
+        pkg: "lld-19",
         backports: false,
     },
     Tool {

@@ -50,9 +50,10 @@ pub fn run(ctx: &Ctx, a: &GoldenArgs) -> Result<bool> {
         serde_json::from_slice(&fs::read(run_dir.join("summary.json"))?)?;
     let k = &summary["kernel"];
     let tree = format!(
-        "{} + {} patches from patches/series, profile {}",
+        "{} + {} patches from patches/{}/series, profile {}",
         k["origin"].as_str().unwrap_or("?"),
         k["patches"],
+        k["series"].as_str().unwrap_or("?"),
         k["profile"].as_str().unwrap_or("?").to_lowercase()
     );
     let path = dest.join("rtnetlink.json");

@@ -131,7 +131,9 @@ fn main() {
                     deps::ensure(&ctx.target)?;
                     let args = kernel::KernelArgs {
                         profile: kernel::Profile::Vm,
+                        base: kernel::BaseName::Lts612,
                         kernel_src: None,
+                        series: None,
                         base_only: false,
                         config_only: false,
                     };

@@ -122,17 +122,25 @@ fn no_stray_top_level_files() {
 
 #[test]
 fn every_patch_in_series_exists_and_every_patch_is_listed() {
-    let dir = root().join("patches");
-    let series = crate::kernel::series::Series::load(&dir).unwrap();
-    let listed: Vec<PathBuf> = series.patches;
-    for e in fs::read_dir(&dir).unwrap().flatten() {
-        let p = e.path();
-        if p.extension().is_some_and(|x| x == "patch") {
-            assert!(
-                listed.contains(&p),
-                "{} is not in patches/series",
-                p.display()
-            );
+    for e in fs::read_dir(root().join("patches")).unwrap().flatten() {
+        let dir = e.path();
+        assert!(
+            dir.join("series").is_file(),
+            "{}: patches/ holds one directory per series, each with a series file",
+            dir.display()
+        );
+        let series = crate::kernel::series::Series::load(&dir).unwrap();
+        let listed: Vec<PathBuf> = series.patches;
+        for e in fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "patch") {
+                assert!(
+                    listed.contains(&p),
+                    "{} is not in {}/series",
+                    p.display(),
+                    dir.display()
+                );
+            }
         }
     }
 }

@@ -163,12 +163,10 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
         .arg(format!("OUTPUT={}", out.display()))
         .arg(format!("O={}", k.build.display()))
         .arg(format!("VMLINUX_BTF={}", k.vmlinux.display()))
-        .args([
-            "CLANG=clang-14",
-            "LLC=llc-14",
-            "LLVM_STRIP=llvm-strip-14",
-            "LLVM_OBJCOPY=llvm-objcopy-14",
-        ])
+        .arg(format!("CLANG={}", crate::bpf::llvm("clang")))
+        .arg(format!("LLC={}", crate::bpf::llvm("llc")))
+        .arg(format!("LLVM_STRIP={}", crate::bpf::llvm("llvm-strip")))
+        .arg(format!("LLVM_OBJCOPY={}", crate::bpf::llvm("llvm-objcopy")))
         .args([
             "LSKELS=",
             "LSKELS_EXTRA=",

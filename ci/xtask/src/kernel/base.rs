@@ -17,11 +17,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::bases::BaseName;
 use crate::progress::{run_logged, Stage};
 use crate::Ctx;
-
-/// Debian's source package tarball, the default base.
-pub const DEFAULT_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 
 /// The git identity used for commits nkdev makes in its own cache trees.
 pub const GIT_IDENT: [(&str, &str); 4] = [
@@ -41,6 +39,8 @@ pub struct Base {
     pub tree: PathBuf,
     /// Human-readable origin ("linux-source-6.12 tarball", a path).
     pub origin: String,
+    /// `VERSION.PATCHLEVEL.SUBLEVEL` of the tree.
+    pub version: String,
 }
 
 impl Base {
@@ -84,7 +84,7 @@ pub fn hex(b: &[u8]) -> String {
 fn tarball_key(ctx: &Ctx, tarball: &Path) -> Result<String> {
     let md = fs::metadata(tarball).with_context(|| {
         format!(
-            "{} not found: install it with `apt-get install linux-source-6.12`",
+            "{} not found: install it with `apt-get install linux-source-6.12` (or run `cargo xtask deps`)",
             tarball.display()
         )
     })?;
@@ -147,9 +147,15 @@ pub fn makefile_version(dir: &Path) -> Result<String> {
 }
 
 /// Prepares the base tree: unpacks and commits it on first use.
-pub fn prepare(ctx: &Ctx, kernel_src: Option<&Path>) -> Result<Base> {
+pub fn prepare(ctx: &Ctx, name: BaseName, kernel_src: Option<&Path>) -> Result<Base> {
+    let b = prepare_tree(ctx, name, kernel_src)?;
+    let version = makefile_version(&b.tree)?;
+    Ok(Base { version, ..b })
+}
+
+fn prepare_tree(ctx: &Ctx, name: BaseName, kernel_src: Option<&Path>) -> Result<Base> {
     match kernel_src {
-        None => from_tarball(ctx, Path::new(DEFAULT_TARBALL)),
+        None => from_tarball(ctx, &name.tarball(ctx)?),
         Some(dir) => {
             let dir = dir
                 .canonicalize()
@@ -174,6 +180,7 @@ fn from_tarball(ctx: &Ctx, tarball: &Path) -> Result<Base> {
     let base = Base {
         key,
         tree: PathBuf::new(),
+        version: String::new(),
         origin: format!("{} (sha256 {})", tarball.display(), &h[..16]),
     };
     let tree = base.dir(ctx).join("base");
@@ -236,6 +243,7 @@ fn from_git(ctx: &Ctx, dir: &Path) -> Result<Base> {
     let base = Base {
         key,
         tree: PathBuf::new(),
+        version: String::new(),
         origin: format!("{} at {}", dir.display(), &head[..12]),
     };
     let dirty = git_out(dir, &["status", "--porcelain", "--untracked-files=no"])?;
@@ -282,6 +290,7 @@ fn from_plain_dir(ctx: &Ctx, dir: &Path) -> Result<Base> {
     let base = Base {
         key,
         tree: PathBuf::new(),
+        version: String::new(),
         origin: dir.display().to_string(),
     };
     let tree = base.dir(ctx).join("base");

@@ -30,14 +30,23 @@ impl Profile {
         }
     }
 
-    /// Fragments used by this profile, in merge order.
-    pub fn fragments(self, kconfigs: &Path) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = ["vm", "bpf", "net"]
-            .iter()
-            .map(|n| kconfigs.join(format!("{n}.config")))
-            .collect();
+    /// Fragments used by this profile on a base of `version`
+    /// (`major.minor`), in merge order: each `kconfigs/NAME.config`, then
+    /// `kconfigs/<version>/NAME.config` where that exists, for symbols
+    /// one base has and the other does not (CONFIG_PROC_SYSCTL is gone in
+    /// 7.3).
+    pub fn fragments(self, kconfigs: &Path, version: &str) -> Vec<PathBuf> {
+        let mut names = vec!["vm", "bpf", "net"];
         if self == Profile::Debug {
-            v.push(kconfigs.join("debug.config"));
+            names.push("debug");
+        }
+        let mut v = Vec::new();
+        for n in names {
+            v.push(kconfigs.join(format!("{n}.config")));
+            let own = kconfigs.join(version).join(format!("{n}.config"));
+            if own.is_file() {
+                v.push(own);
+            }
         }
         v
     }
@@ -119,9 +128,11 @@ pub fn configure(
     tree: &Path,
     build: &Path,
     profile: Profile,
+    version: &str,
     tree_head: &str,
 ) -> Result<bool> {
-    let frags = profile.fragments(&ctx.root.join("kconfigs"));
+    let mm = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let frags = profile.fragments(&ctx.root.join("kconfigs"), &mm);
     let mut key = format!("{tree_head}\n");
     for f in &frags {
         key.push_str(&fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?);
@@ -233,8 +244,19 @@ mod tests {
     fn shipped_fragments_parse() {
         let k = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kconfigs");
         for p in [Profile::Vm, Profile::Debug] {
-            let req = parse_fragments(&p.fragments(&k)).unwrap();
-            assert!(req.contains_key("CONFIG_NETKIT"));
+            for b in crate::kernel::BaseName::ALL {
+                let req = parse_fragments(&p.fragments(&k, b.version())).unwrap();
+                assert!(req.contains_key("CONFIG_NETKIT"));
+            }
         }
+        // 7.3 has no CONFIG_PROC_SYSCTL (it became CONFIG_SYSCTL): each
+        // base asks for its own symbol.
+        let asks = |v, sym| {
+            parse_fragments(&Profile::Vm.fragments(&k, v))
+                .unwrap()
+                .contains_key(sym)
+        };
+        assert!(asks("6.12", "CONFIG_PROC_SYSCTL") && !asks("7.3", "CONFIG_PROC_SYSCTL"));
+        assert!(asks("7.3", "CONFIG_SYSCTL"));
     }
 }

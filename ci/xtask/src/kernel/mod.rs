@@ -1,6 +1,7 @@
 //! `cargo xtask kernel`: base tree, series, config, incremental build.
 
 pub mod base;
+pub mod bases;
 pub mod config;
 pub mod series;
 
@@ -11,6 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+pub use bases::BaseName;
 pub use config::Profile;
 
 use crate::progress::{log_path, run_logged, Stage};
@@ -22,9 +24,17 @@ pub struct KernelArgs {
     /// Kernel profile (config fragments from kconfigs/).
     #[arg(long, value_enum, default_value = "vm")]
     pub profile: Profile,
-    /// A kernel tree to use as the base instead of Debian's linux-source-6.12.
+    /// The base: Debian's linux-source of this version, with the series
+    /// of patches/<base>/ (7.3: patches/mainline/).
+    #[arg(long, value_enum, default_value = "6.12")]
+    pub base: BaseName,
+    /// A kernel tree to use as the base instead of Debian's package; its
+    /// series is chosen by the tree's VERSION.PATCHLEVEL, or by --series.
     #[arg(long, value_name = "DIR")]
     pub kernel_src: Option<PathBuf>,
+    /// The series to apply: a directory under patches/ (mainline, 6.12).
+    #[arg(long, value_name = "NAME")]
+    pub series: Option<String>,
     /// Build the unpatched base instead of base + patches/series.
     #[arg(long)]
     pub base_only: bool,
@@ -37,6 +47,8 @@ pub struct KernelArgs {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Kernel {
     pub profile: Profile,
+    /// The series applied (a directory under patches/).
+    pub series: String,
     pub base_only: bool,
     /// `make kernelrelease`, e.g. 6.12.117.
     pub release: String,
@@ -104,8 +116,9 @@ fn build_stamp(tree: &Path, build: &Path) -> Result<String> {
 
 /// Prepares the tree and builds the kernel, headers and bpftool.
 pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
-    let base = base::prepare(ctx, args.kernel_src.as_deref())?;
-    let series = series::Series::load(&ctx.root.join("patches"))?;
+    let base = base::prepare(ctx, args.base, args.kernel_src.as_deref())?;
+    let series_name = series::choose(ctx, args, &base)?;
+    let series = series::Series::load(&ctx.root.join("patches").join(&series_name))?;
     let (tree, patches) = if args.base_only {
         (base.tree.clone(), 0)
     } else {
@@ -119,10 +132,11 @@ pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
     let build = ctx.cache.join("build").join(&base.key).join(&dir_name);
     fs::create_dir_all(&build)?;
     let head = base::git_out(&tree, &["rev-parse", "HEAD"])?;
-    config::configure(ctx, &tree, &build, args.profile, &head)?;
+    config::configure(ctx, &tree, &build, args.profile, &base.version, &head)?;
 
     let k = Kernel {
         profile: args.profile,
+        series: series_name.clone(),
         base_only: args.base_only,
         release: String::new(),
         origin: base.origin.clone(),
@@ -162,7 +176,7 @@ pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
         let _ = fs::remove_file(&stamp_file);
         let _ = fs::remove_file(&log);
         let stage = Stage::new(format!(
-            "kernel: building {dir_name} ({}, {} patch(es)) with -j{}{}; log: {}",
+            "kernel: building {dir_name} ({}, {} patch(es) of patches/{series_name}) with -j{}{}; log: {}",
             base.origin,
             patches,
             jobs(),

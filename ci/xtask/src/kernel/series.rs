@@ -13,6 +13,8 @@ use crate::Ctx;
 
 /// The ordered list of patch files.
 pub struct Series {
+    /// `patches/<name>/`.
+    pub dir: PathBuf,
     pub patches: Vec<PathBuf>,
 }
 
@@ -38,7 +40,10 @@ impl Series {
             }
             patches.push(p);
         }
-        Ok(Series { patches })
+        Ok(Series {
+            dir: patches_dir.to_path_buf(),
+            patches,
+        })
     }
 
     /// A hash of the list and of every patch's content.
@@ -55,6 +60,53 @@ impl Series {
 
 /// Makes sure the `patched` worktree of `base` holds exactly the base plus
 /// the series, one commit per patch. Returns the worktree's path.
+/// Which directory of patches/ applies: `--series`, else the one of the
+/// tree's version for `--kernel-src`, else the base's.
+pub fn choose(ctx: &Ctx, args: &super::KernelArgs, base: &Base) -> Result<String> {
+    let all: Vec<String> = fs::read_dir(ctx.root.join("patches"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().join("series").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(s) = &args.series {
+        if !all.contains(s) {
+            bail!(
+                "--series {s}: there is no patches/{s}/series (there are: {})",
+                all.join(", ")
+            );
+        }
+        return Ok(s.clone());
+    }
+    if args.kernel_src.is_none() {
+        return Ok(args.base.series().to_string());
+    }
+    match super::BaseName::for_version(&base.version) {
+        Some(b) => {
+            eprintln!(
+                "==> kernel: {} is Linux {}: applying patches/{}/ (--series chooses another)",
+                base.origin,
+                base.version,
+                b.series()
+            );
+            Ok(b.series().to_string())
+        }
+        None => bail!(
+            "{} is Linux {}, and nkdev keeps series for {}: choose one with --series NAME ({})",
+            base.origin,
+            base.version,
+            super::BaseName::ALL
+                .iter()
+                .map(|b| b.version())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            all.join(", ")
+        ),
+    }
+}
+
 pub fn apply(ctx: &Ctx, base: &Base, series: &Series) -> Result<PathBuf> {
     let dir = base.dir(ctx);
     let wt = dir.join("patched");
@@ -100,8 +152,9 @@ pub fn apply(ctx: &Ctx, base: &Base, series: &Series) -> Result<PathBuf> {
         );
     }
     let stage = Stage::new(format!(
-        "kernel: applying {} patch(es) from patches/series",
-        series.patches.len()
+        "kernel: applying {} patch(es) from {}",
+        series.patches.len(),
+        series.dir.display()
     ));
     let _ = git(&wt).args(["am", "--abort"]).output();
     reset(&wt)?;
@@ -116,10 +169,13 @@ pub fn apply(ctx: &Ctx, base: &Base, series: &Series) -> Result<PathBuf> {
             reset(&wt)?;
             let _ = fs::remove_file(&stamp_path);
             bail!(
-                "patch {}/{} {name} does not apply to the base ({}):\n{}\n{}",
+                "patch {}/{} {name} of {} does not apply to the base ({}, Linux {}):\n{}\n{}\n\
+                 Rebase the series onto this base, or choose the series that fits it with --series.",
                 i + 1,
                 series.patches.len(),
+                p.parent().map(|d| d.display().to_string()).unwrap_or_default(),
                 base.origin,
+                base.version,
                 String::from_utf8_lossy(&out.stderr)
                     .lines()
                     .filter(|l| !l.starts_with("hint:"))

@@ -27,9 +27,8 @@ pub const CHECKPATCH_IGNORE: &str =
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct CheckArgs {
-    /// A kernel tree to use as the base instead of Debian's linux-source-6.12.
-    #[arg(long, value_name = "DIR")]
-    pub kernel_src: Option<PathBuf>,
+    #[command(flatten)]
+    pub sel: super::SeriesSel,
     /// Check from patch N on (1-based); earlier patches are built as the
     /// starting point but not reported.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -89,7 +88,7 @@ pub struct Row {
 pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
     let started = Instant::now();
     crate::deps::ensure(&ctx.target)?;
-    let k = super::applied(ctx, a.kernel_src.as_deref())?;
+    let k = super::applied(ctx, &a.sel)?;
     let tree = k.tree.clone();
     let tip = git_out(&tree, &["rev-parse", "HEAD"])?;
     let shas: Vec<String> = git_out(
@@ -103,7 +102,7 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
         .iter()
         .map(|s| commit(&tree, s))
         .collect::<Result<_>>()?;
-    let mut rows = series_rows(ctx, &commits);
+    let mut rows = series_rows(ctx, &k.series, &commits);
     if commits.is_empty() {
         eprintln!("    the series is empty: nothing to check per patch");
     }
@@ -271,7 +270,7 @@ fn touched_files(tree: &Path, sha: &str) -> Result<Vec<String>> {
 }
 
 /// Whole-series checks (patch 0).
-fn series_rows(ctx: &Ctx, commits: &[Commit]) -> Vec<Row> {
+fn series_rows(ctx: &Ctx, series: &str, commits: &[Commit]) -> Vec<Row> {
     let mut rows = Vec::new();
     let n = commits.len();
     rows.push(Row {
@@ -287,7 +286,7 @@ fn series_rows(ctx: &Ctx, commits: &[Commit]) -> Vec<Row> {
             Status::Pass(format!("{n} patch(es)"))
         },
     });
-    let cover = ctx.root.join("patches").join("cover-letter");
+    let cover = ctx.root.join("patches").join(series).join("cover-letter");
     let status = if n <= 1 {
         Status::Pass("single patch: no cover letter needed".into())
     } else {

@@ -43,13 +43,15 @@ pub struct ExportArgs {
     /// netdev and bpf expect.
     #[arg(long, default_value_t = 1)]
     pub version: u32,
-    /// A kernel tree to use as the base instead of Debian's linux-source-6.12.
-    #[arg(long, value_name = "DIR")]
-    pub kernel_src: Option<PathBuf>,
+    #[command(flatten)]
+    pub sel: super::SeriesSel,
 }
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ImportArgs {
+    /// The series to replace: a directory under patches/.
+    #[arg(long, value_name = "NAME", default_value = "6.12")]
+    pub series: String,
     /// The developer's kernel git tree.
     #[arg(long, value_name = "KERNEL_GIT_DIR")]
     pub from: PathBuf,
@@ -182,8 +184,14 @@ pub fn export_from(
 
 /// `cargo xtask series export`.
 pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
-    let k = super::applied(ctx, a.kernel_src.as_deref())?;
-    let cover = fs::read_to_string(ctx.root.join("patches").join("cover-letter")).ok();
+    let k = super::applied(ctx, &a.sel)?;
+    let cover = fs::read_to_string(
+        ctx.root
+            .join("patches")
+            .join(&k.series)
+            .join("cover-letter"),
+    )
+    .ok();
     let files = export_from(
         &k.tree,
         BASE_BRANCH,
@@ -195,7 +203,7 @@ pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
         },
         cover.as_deref(),
     )?;
-    if a.kernel_src.is_none() {
+    if a.sel.kernel_src.is_none() {
         eprintln!(
             "note: the base is Debian's tarball, committed locally; its base-commit id means nothing upstream. \
              Export with --kernel-src <bpf-next checkout> for a base-commit reviewers can use."
@@ -269,8 +277,20 @@ pub fn import_into(patches_dir: &Path, from: &Path, range: &str) -> Result<Vec<S
 
 /// `cargo xtask series import`.
 pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<bool> {
-    let names = import_into(&ctx.root.join("patches"), &a.from, &a.range)?;
-    println!("imported {} patch(es) into patches/:", names.len());
+    let dir = ctx.root.join("patches").join(&a.series);
+    if !dir.join("series").is_file() {
+        anyhow::bail!(
+            "--series {}: {} has no series file; import into an existing series",
+            a.series,
+            dir.display()
+        );
+    }
+    let names = import_into(&dir, &a.from, &a.range)?;
+    println!(
+        "imported {} patch(es) into patches/{}/:",
+        names.len(),
+        a.series
+    );
     for n in names {
         println!("    {n}");
     }
