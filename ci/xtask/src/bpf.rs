@@ -44,7 +44,7 @@ fn mtime(p: &Path) -> Option<SystemTime> {
 
 /// Builds vmlinux.h and every `bpf/*.bpf.c`; returns the output directory.
 pub fn build(ctx: &Ctx, k: &Kernel) -> Result<PathBuf> {
-    let out = ctx.target.join("bpf").join(k.build.file_name().unwrap());
+    let out = ctx.target.join("bpf").join(&k.id);
     fs::create_dir_all(&out)?;
     let log = log_path(&ctx.target, "bpf");
     let vmlinux_h = out.join("vmlinux.h");

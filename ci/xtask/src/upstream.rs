@@ -138,13 +138,7 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
         }));
     }
     let _ = fs::remove_file(&stamp_file);
-    let log = log_path(
-        &ctx.target,
-        &format!(
-            "upstream-test_progs-{}",
-            k.build.file_name().unwrap().to_string_lossy()
-        ),
-    );
+    let log = log_path(&ctx.target, &format!("upstream-test_progs-{}", k.id));
     let stage = Stage::new(format!(
         "upstream: building reduced test_progs ({} tests, {} progs); log: {}",
         tests.len(),
@@ -170,6 +164,8 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
         .args([
             "LSKELS=",
             "LSKELS_EXTRA=",
+            // 7.x: light skeletons signed at build time (fentry_test, ...).
+            "LSKELS_SIGNED=",
             "LINKED_SKELS=",
             "TRUNNER_EXTRA_FILES=",
         ])

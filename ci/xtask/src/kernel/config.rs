@@ -155,7 +155,7 @@ pub fn configure(
     let log = log_path(
         &ctx.target,
         &format!(
-            "kernel-config-{}",
+            "kernel-config-{mm}-{}",
             build.file_name().unwrap_or_default().to_string_lossy()
         ),
     );

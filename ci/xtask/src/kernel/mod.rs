@@ -49,6 +49,11 @@ pub struct Kernel {
     pub profile: Profile,
     /// The series applied (a directory under patches/).
     pub series: String,
+    /// `major.minor` of the base, `profile`, `-base` for the unpatched
+    /// tree: `7.3-vm`, `6.12-debug-base`. Names logs, `target/kernel/`,
+    /// `target/bpf/` and the upstream test_progs log, so that the bases
+    /// never share one.
+    pub id: String,
     pub base_only: bool,
     /// `make kernelrelease`, e.g. 6.12.117.
     pub release: String,
@@ -134,9 +139,17 @@ pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
     let head = base::git_out(&tree, &["rev-parse", "HEAD"])?;
     config::configure(ctx, &tree, &build, args.profile, &base.version, &head)?;
 
+    let mm = base
+        .version
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let id = format!("{mm}-{dir_name}");
     let k = Kernel {
         profile: args.profile,
         series: series_name.clone(),
+        id: id.clone(),
         base_only: args.base_only,
         release: String::new(),
         origin: base.origin.clone(),
@@ -166,7 +179,7 @@ pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
     ];
     let up_to_date = fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str())
         && outputs.iter().all(|p| p.exists());
-    let log = log_path(&ctx.target, &format!("kernel-build-{dir_name}"));
+    let log = log_path(&ctx.target, &format!("kernel-build-{id}"));
     if up_to_date {
         eprintln!(
             "==> kernel: {dir_name} is up to date ({})",
@@ -214,12 +227,12 @@ pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
         .context("make kernelrelease")?;
     let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
     // Convenience link: target/kernel/<profile> -> the build directory.
-    let link = ctx.target.join("kernel").join(&dir_name);
+    let link = ctx.target.join("kernel").join(&id);
     fs::create_dir_all(link.parent().unwrap())?;
     let _ = fs::remove_file(&link);
     let _ = std::os::unix::fs::symlink(&build, &link);
     eprintln!(
-        "    kernel {release} [{dir_name}] from {}: {}",
+        "    kernel {release} [{id}] from {}: {}",
         base.origin,
         k.bzimage.display()
     );

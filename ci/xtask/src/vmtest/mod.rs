@@ -202,17 +202,13 @@ fn plan_for(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Vec<Entry>> {
 }
 
 /// A new directory under `target/vmtest/` that no other run has: named by
-/// time, profile and kernel, with `-2`, `-3`... when a run of the same
+/// time and kernel (`20261201-090000-7.3-vm`), with `-2`, `-3`... when a run of the same
 /// second already took the name (created atomically, so two concurrent
 /// runs never share one). `latest` points at it.
 fn new_run_dir(ctx: &Ctx, k: &kernel::Kernel) -> Result<(String, PathBuf)> {
     let sh = xshell::Shell::new()?;
     let stamp = xshell::cmd!(sh, "date +%Y%m%d-%H%M%S").quiet().read()?;
-    let stem = format!(
-        "{stamp}-{}{}",
-        k.profile.name(),
-        if k.base_only { "-base" } else { "" }
-    );
+    let stem = format!("{stamp}-{}", k.id);
     let parent = ctx.target.join("vmtest");
     fs::create_dir_all(&parent)?;
     for n in 1.. {
@@ -314,7 +310,7 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
     let stage = Stage::new(format!(
         "vm: booting kernel {} [{}] under {}, {} test(s); logs in {}",
         k.release,
-        k.build.file_name().unwrap().to_string_lossy(),
+        k.id,
         accel.name().to_uppercase(),
         plan.len(),
         run_dir.display()
