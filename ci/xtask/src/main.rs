@@ -131,9 +131,7 @@ fn main() {
                     deps::ensure(&ctx.target)?;
                     let args = kernel::KernelArgs {
                         profile: kernel::Profile::Vm,
-                        base: kernel::BaseName::Lts612,
-                        kernel_src: None,
-                        series: None,
+                        src: kernel::Source::of(kernel::BaseName::Lts612),
                         base_only: false,
                         config_only: false,
                     };

@@ -18,12 +18,10 @@ pub use config::Profile;
 use crate::progress::{log_path, run_logged, Stage};
 use crate::Ctx;
 
-/// Which kernel to build.
+/// Which tree and which series: the options every command that applies
+/// the series shares.
 #[derive(Clone, Debug, clap::Args)]
-pub struct KernelArgs {
-    /// Kernel profile (config fragments from kconfigs/).
-    #[arg(long, value_enum, default_value = "vm")]
-    pub profile: Profile,
+pub struct Source {
     /// The base: Debian's linux-source of this version, with the series
     /// of patches/<base>/ (7.3: patches/mainline/).
     #[arg(long, value_enum, default_value = "6.12")]
@@ -35,6 +33,27 @@ pub struct KernelArgs {
     /// The series to apply: a directory under patches/ (mainline, 6.12).
     #[arg(long, value_name = "NAME")]
     pub series: Option<String>,
+}
+
+impl Source {
+    /// Debian's package of `base`, with its own series.
+    pub fn of(base: BaseName) -> Source {
+        Source {
+            base,
+            kernel_src: None,
+            series: None,
+        }
+    }
+}
+
+/// Which kernel to build.
+#[derive(Clone, Debug, clap::Args)]
+pub struct KernelArgs {
+    /// Kernel profile (config fragments from kconfigs/).
+    #[arg(long, value_enum, default_value = "vm")]
+    pub profile: Profile,
+    #[command(flatten)]
+    pub src: Source,
     /// Build the unpatched base instead of base + patches/series.
     #[arg(long)]
     pub base_only: bool,
@@ -121,8 +140,8 @@ fn build_stamp(tree: &Path, build: &Path) -> Result<String> {
 
 /// Prepares the tree and builds the kernel, headers and bpftool.
 pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
-    let base = base::prepare(ctx, args.base, args.kernel_src.as_deref())?;
-    let series_name = series::choose(ctx, args, &base)?;
+    let base = base::prepare(ctx, args.src.base, args.src.kernel_src.as_deref())?;
+    let series_name = series::choose(ctx, &args.src, &base)?;
     let series = series::Series::load(&ctx.root.join("patches").join(&series_name))?;
     let (tree, patches) = if args.base_only {
         (base.tree.clone(), 0)

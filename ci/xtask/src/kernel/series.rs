@@ -62,7 +62,7 @@ impl Series {
 /// the series, one commit per patch. Returns the worktree's path.
 /// Which directory of patches/ applies: `--series`, else the one of the
 /// tree's version for `--kernel-src`, else the base's.
-pub fn choose(ctx: &Ctx, args: &super::KernelArgs, base: &Base) -> Result<String> {
+pub fn choose(ctx: &Ctx, args: &super::Source, base: &Base) -> Result<String> {
     let all: Vec<String> = fs::read_dir(ctx.root.join("patches"))
         .map(|rd| {
             rd.flatten()

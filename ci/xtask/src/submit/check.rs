@@ -28,7 +28,7 @@ pub const CHECKPATCH_IGNORE: &str =
 #[derive(Clone, Debug, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
-    pub sel: super::SeriesSel,
+    pub src: crate::kernel::Source,
     /// Check from patch N on (1-based); earlier patches are built as the
     /// starting point but not reported.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -88,7 +88,7 @@ pub struct Row {
 pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
     let started = Instant::now();
     crate::deps::ensure(&ctx.target)?;
-    let k = super::applied(ctx, &a.sel)?;
+    let k = super::applied(ctx, &a.src)?;
     let tree = k.tree.clone();
     let tip = git_out(&tree, &["rev-parse", "HEAD"])?;
     let shas: Vec<String> = git_out(

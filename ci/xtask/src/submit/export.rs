@@ -44,7 +44,7 @@ pub struct ExportArgs {
     #[arg(long, default_value_t = 1)]
     pub version: u32,
     #[command(flatten)]
-    pub sel: super::SeriesSel,
+    pub src: crate::kernel::Source,
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -184,7 +184,7 @@ pub fn export_from(
 
 /// `cargo xtask series export`.
 pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
-    let k = super::applied(ctx, &a.sel)?;
+    let k = super::applied(ctx, &a.src)?;
     let cover = fs::read_to_string(
         ctx.root
             .join("patches")
@@ -203,7 +203,7 @@ pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
         },
         cover.as_deref(),
     )?;
-    if a.sel.kernel_src.is_none() {
+    if a.src.kernel_src.is_none() {
         eprintln!(
             "note: the base is Debian's tarball, committed locally; its base-commit id means nothing upstream. \
              Export with --kernel-src <bpf-next checkout> for a base-commit reviewers can use."

@@ -7,37 +7,19 @@ pub mod check;
 pub mod export;
 pub mod rules;
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 
-use crate::kernel::{self, BaseName, Kernel, KernelArgs, Profile};
+use crate::kernel::{self, Kernel, KernelArgs, Profile, Source};
 use crate::Ctx;
-
-/// Which series, on which base.
-#[derive(Clone, Debug, clap::Args)]
-pub struct SeriesSel {
-    /// The base (see `cargo xtask kernel --help`).
-    #[arg(long, value_enum, default_value = "6.12")]
-    pub base: BaseName,
-    /// A kernel tree to use as the base instead of Debian's package.
-    #[arg(long, value_name = "DIR")]
-    pub kernel_src: Option<PathBuf>,
-    /// The series: a directory under patches/ (default: the base's).
-    #[arg(long, value_name = "NAME")]
-    pub series: Option<String>,
-}
 
 /// The base with the series applied (one commit per patch) and the `vm`
 /// profile's configured build directory, without building.
-pub fn applied(ctx: &Ctx, sel: &SeriesSel) -> Result<Kernel> {
+pub fn applied(ctx: &Ctx, src: &Source) -> Result<Kernel> {
     kernel::build(
         ctx,
         &KernelArgs {
             profile: Profile::Vm,
-            base: sel.base,
-            kernel_src: sel.kernel_src.clone(),
-            series: sel.series.clone(),
+            src: src.clone(),
             base_only: false,
             config_only: true,
         },
