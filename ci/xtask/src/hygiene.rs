@@ -46,8 +46,14 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 "--all-targets",
                 "--locked",
             ])
+            // In the cache, so that a fresh clone (CI) reuses the
+            // dependencies this toolchain already built.
             .arg("--target-dir")
-            .arg(ctx.target.join("msrv")),
+            .arg(
+                ctx.cache
+                    .join("toolchains")
+                    .join(format!("target-{}", tc.version)),
+            ),
         &log_path(&ctx.target, "msrv"),
     )?;
     stage.done("builds");
