@@ -76,6 +76,30 @@ impl Tape {
         Err(std::io::Error::from_raw_os_error(libc::EIO))
     }
 
+    /// The next captured frame, which must go the way of the call (to the
+    /// kernel for a send) on a socket of the family it was captured on.
+    fn next_frame(&self, fd: i32, send: bool) -> Result<Frame, String> {
+        let (what, other) = if send {
+            ("a request", "a reply")
+        } else {
+            ("a read", "the next request")
+        };
+        let Some(f) = self.frames.get(self.pos) else {
+            return Err(format!("{what} after the end of the capture"));
+        };
+        if f.to_kernel != send {
+            return Err(format!("{what} where the capture has {other}"));
+        }
+        let family = self.families.get(&fd).copied();
+        if family != Some(f.family) {
+            return Err(format!(
+                "{what} on a netlink socket of family {family:?}, captured on family {}",
+                f.family
+            ));
+        }
+        Ok(f.clone())
+    }
+
     fn call(&mut self, c: &mut Syscall<'_>) -> std::io::Result<i64> {
         match c {
             Syscall::Socket { proto, .. } => {
@@ -119,20 +143,10 @@ impl Tape {
                 Ok(0)
             }
             Syscall::Send { fd, buf } => {
-                let Some(f) = self.frames.get(self.pos) else {
-                    return self.fail("a request after the end of the capture".into());
+                let f = match self.next_frame(fd.as_raw_fd(), true) {
+                    Ok(f) => f,
+                    Err(why) => return self.fail(why),
                 };
-                if !f.to_kernel {
-                    return self.fail("a request where the capture has a reply".into());
-                }
-                let family = self.families.get(&fd.as_raw_fd()).copied();
-                if family != Some(f.family) {
-                    let why = format!(
-                        "request on a netlink socket of family {family:?}, captured on family {}",
-                        f.family
-                    );
-                    return self.fail(why);
-                }
                 if **buf != *f.data {
                     let at = buf
                         .iter()
@@ -151,20 +165,10 @@ impl Tape {
                 Ok(buf.len() as i64)
             }
             Syscall::Recv { fd, buf, .. } => {
-                let Some(f) = self.frames.get(self.pos) else {
-                    return self.fail("a read after the end of the capture".into());
+                let f = match self.next_frame(fd.as_raw_fd(), false) {
+                    Ok(f) => f,
+                    Err(why) => return self.fail(why),
                 };
-                if f.to_kernel {
-                    return self.fail("a read where the capture has the next request".into());
-                }
-                let family = self.families.get(&fd.as_raw_fd()).copied();
-                if family != Some(f.family) {
-                    let why = format!(
-                        "read from a netlink socket of family {family:?}, the reply was captured on family {}",
-                        f.family
-                    );
-                    return self.fail(why);
-                }
                 let n = f.data.len().min(buf.len());
                 buf[..n].copy_from_slice(&f.data[..n]);
                 self.pos += 1;
