@@ -26,17 +26,27 @@ pub fn result_line(line: &str) -> Option<(u32, String, Outcome)> {
 
 /// `Summary: 5/12 PASSED, 1 SKIPPED, 0 FAILED` -> (5, 12, 1, 0): tests
 /// passed, subtests passed, skips (tests and subtests), tests failed.
+/// 7.x prints failures as tests/subtests too (`1/0 FAILED`).
 pub fn summary_line(line: &str) -> Option<(u32, u32, u32, u32)> {
     let rest = line.trim().strip_prefix("Summary: ")?;
-    let nums: Vec<u32> = rest
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    match nums[..] {
-        [a, b, c, d] => Some((a, b, c, d)),
-        _ => None,
+    let (mut passed, mut sub_passed, mut skipped, mut failed) = (None, None, None, None);
+    for part in rest.split(", ") {
+        let (count, word) = part.trim().split_once(' ')?;
+        let (n, sub) = match count.split_once('/') {
+            Some((n, sub)) => (n.parse().ok()?, Some(sub.parse::<u32>().ok()?)),
+            None => (count.parse().ok()?, None),
+        };
+        match word {
+            "PASSED" => {
+                passed = Some(n);
+                sub_passed = sub;
+            }
+            "SKIPPED" => skipped = Some(n),
+            "FAILED" => failed = Some(n),
+            _ => return None,
+        }
     }
+    Some((passed?, sub_passed?, skipped?, failed?))
 }
 
 /// What has been read of one test_progs run.
@@ -149,5 +159,11 @@ mod tests {
             summary_line("Summary: 5/12 PASSED, 1 SKIPPED, 0 FAILED"),
             Some((5, 12, 1, 0))
         );
+        // 7.x counts failed subtests too.
+        assert_eq!(
+            summary_line("Summary: 7/0 PASSED, 0 SKIPPED, 1/0 FAILED"),
+            Some((7, 0, 0, 1))
+        );
+        assert_eq!(summary_line("Summary: 7 PASSED"), None);
     }
 }
