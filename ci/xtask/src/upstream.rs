@@ -144,9 +144,6 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<Option<TestProgs>> {
     if !old.is_empty() && built_with(&old) != built_with(&stamp) {
         let _ = fs::remove_dir_all(&out);
         fs::create_dir_all(&out)?;
-        if !usr.exists() {
-            symlink(k.build.join("usr"), &usr)?;
-        }
     }
     let _ = fs::remove_file(&stamp_file);
     let log = log_path(&ctx.target, &format!("upstream-test_progs-{}", k.id));

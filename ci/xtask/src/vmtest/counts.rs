@@ -1,6 +1,6 @@
 //! The closing line of a run: top-level tests and their subtests.
 
-use ktap::{Outcome, TestResult};
+use ktap::{Document, Outcome};
 
 use crate::vm::VmReport;
 
@@ -31,7 +31,14 @@ impl Counts {
                 Outcome::Fail | Outcome::Timeout(_) => c.failed += 1,
                 Outcome::Skip(_) => c.skipped += 1,
             }
-            leaves(&t.subtests, &mut c);
+            let (p, f, s) = Document {
+                results: t.subtests.clone(),
+                ..Default::default()
+            }
+            .leaf_counts();
+            c.sub_passed += p as usize;
+            c.sub_failed += f as usize;
+            c.sub_skipped += s as usize;
         }
         let boot_failed = !report.boot_splats.is_empty()
             || (report.aborted.is_some() && report.boot_seconds.is_none());
@@ -54,20 +61,6 @@ impl Counts {
     pub fn print(&self) {
         println!("{}", self.subtest_line());
         println!("{self}");
-    }
-}
-
-fn leaves(rs: &[TestResult], c: &mut Counts) {
-    for r in rs {
-        if r.subtests.is_empty() {
-            match r.outcome {
-                Outcome::Pass | Outcome::Todo(_) => c.sub_passed += 1,
-                Outcome::Fail | Outcome::Timeout(_) => c.sub_failed += 1,
-                Outcome::Skip(_) => c.sub_skipped += 1,
-            }
-        } else {
-            leaves(&r.subtests, c);
-        }
     }
 }
 
