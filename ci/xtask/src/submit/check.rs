@@ -144,6 +144,10 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
             "signoff",
             Status::from_findings(rules::signoff(c), "author signed off"),
         );
+        push(
+            "identity",
+            Status::from_findings(rules::identity(c), "a person's name and address"),
+        );
         push("fixes", fixes_status(&tree, c));
         push(
             "inline",

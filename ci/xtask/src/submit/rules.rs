@@ -111,6 +111,57 @@ pub fn signoff(c: &Commit) -> Findings {
     }
 }
 
+/// The author (and so the Signed-off-by, see [`signoff`]) is a person
+/// with an address that receives mail, not a placeholder a machine was
+/// set up with: the reserved names of RFC 2606 and RFC 6761
+/// (`example.*`, `.example`, `.invalid`, `.localhost`, `.test`), a
+/// `noreply` address, or a name that is not a person's.
+pub fn identity(c: &Commit) -> Findings {
+    const RESERVED_TLDS: &[&str] = &[
+        "example",
+        "invalid",
+        "localhost",
+        "test",
+        "local",
+        "localdomain",
+    ];
+    const NOT_NAMES: &[&str] = &["root", "your name", "user", "unknown", "nobody"];
+    let fix = "set git config user.name and user.email (or GIT_AUTHOR_NAME and \
+               GIT_AUTHOR_EMAIL) to your own and re-commit with --reset-author -s";
+    let mut f = Vec::new();
+    let email = c.author_email.to_ascii_lowercase();
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return vec![format!(
+            "author address {:?} has no domain; {fix}",
+            c.author_email
+        )];
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    let reserved = labels.len() < 2
+        || labels.last().is_some_and(|t| RESERVED_TLDS.contains(t))
+        || (labels.len() >= 2 && labels[labels.len() - 2] == "example");
+    if reserved {
+        f.push(format!(
+            "author address <{}> is in a reserved domain and receives no mail; {fix}",
+            c.author_email
+        ));
+    }
+    if local.contains("noreply") || local.contains("no-reply") || domain.contains("noreply") {
+        f.push(format!(
+            "author address <{}> is a noreply address; {fix}",
+            c.author_email
+        ));
+    }
+    let name = c.author_name.trim().to_ascii_lowercase();
+    if name.is_empty() || NOT_NAMES.contains(&name.as_str()) {
+        f.push(format!(
+            "author name {:?} is not a person's; {fix}",
+            c.author_name
+        ));
+    }
+    f
+}
+
 /// A parsed `Fixes:` tag: SHA and quoted subject.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Fixes {
@@ -297,6 +348,30 @@ mod tests {
             "Signed-off-by: A U Thor <a@example.org>\n",
         );
         assert!(subject(&empty, &[])[0].contains("no body"));
+    }
+
+    #[test]
+    fn placeholder_identities_are_refused() {
+        let mut c = commit("a: b", SOB);
+        for (name, email, want) in [
+            ("A U Thor", "a@kernel.org", 0),
+            ("A U Thor", "a@users.noreply.github.com", 1),
+            ("Seed maintainers", "m@users.noreply.r-seed.example", 2),
+            ("A U Thor", "a@example.com", 1),
+            ("A U Thor", "a@host.invalid", 1),
+            ("A U Thor", "a@localhost", 1),
+            ("root", "root@kernel.org", 1),
+            ("A U Thor", "nobody", 1),
+        ] {
+            c.author_name = name.into();
+            c.author_email = email.into();
+            let f = identity(&c);
+            assert_eq!(f.len(), want, "{name} <{email}>: {f:?}");
+            assert!(
+                f.iter().all(|m| m.contains("git config user.name")),
+                "{f:?}"
+            );
+        }
     }
 
     #[test]
