@@ -21,7 +21,7 @@ pub mod socket;
 pub mod wire;
 
 pub use error::{Error, Result};
-pub use link::{LinkChange, LinkInfo, Mac, NetkitInfo, NetkitSpec, NetnsRef, PeerSpec};
+pub use link::{LinkChange, LinkInfo, Mac, NetkitInfo, NetkitSpec, NetkitSync, NetnsRef, PeerSpec};
 pub use netkit::{NetkitMode, NetkitPolicy, NetkitScrub};
 pub use netns::NetnsFd;
 pub use socket::RtSocket;

@@ -23,6 +23,83 @@ pub const IFLA_NETKIT_HEADROOM: u16 = uapi::IFLA_NETKIT_HEADROOM as u16;
 /// See [`IFLA_NETKIT_HEADROOM`].
 pub const IFLA_NETKIT_TAILROOM: u16 = uapi::IFLA_NETKIT_TAILROOM as u16;
 
+/// `IFLA_NETKIT_SYNC`: the settings the primary owns for the pair, a bit
+/// mask given at creation (patches/mainline 0005 and 0009). nk-uapi is
+/// generated from the 6.12 headers, which do not have it, hence the
+/// number here: the next free netkit attribute, after the pairing mode
+/// (10). A kernel without it ignores it, as netkit's
+/// attributes are parsed liberally.
+pub const IFLA_NETKIT_SYNC: u16 = 11;
+
+/// The bits of [`IFLA_NETKIT_SYNC`] (`enum netkit_sync`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetkitSync(pub u32);
+
+impl NetkitSync {
+    /// `NETKIT_SYNC_MTU`: the peer's MTU follows the primary's.
+    pub const MTU: u32 = 1 << 0;
+    /// `NETKIT_SYNC_GSO`: the peer's GSO/GRO limits follow the primary's.
+    pub const GSO: u32 = 1 << 1;
+    const NAMES: [(u32, &'static str); 2] = [(Self::MTU, "mtu"), (Self::GSO, "gso")];
+
+    /// The names of the bits set, and `0x..` for bits without a name.
+    pub fn names(self) -> Vec<String> {
+        let mut v: Vec<String> = Self::NAMES
+            .iter()
+            .filter(|(b, _)| self.0 & b != 0)
+            .map(|(_, n)| (*n).to_string())
+            .collect();
+        let known = Self::NAMES.iter().fold(0, |a, (b, _)| a | b);
+        if self.0 & !known != 0 {
+            v.push(format!("{:#x}", self.0 & !known));
+        }
+        v
+    }
+}
+
+impl std::str::FromStr for NetkitSync {
+    type Err = Error;
+    /// `mtu`, `gso`, `mtu,gso` or `none`.
+    fn from_str(s: &str) -> Result<NetkitSync> {
+        if s == "none" {
+            return Ok(NetkitSync(0));
+        }
+        let mut bits = 0;
+        for part in s.split(',') {
+            match Self::NAMES.iter().find(|(_, n)| *n == part) {
+                Some((b, _)) => bits |= b,
+                None => {
+                    return Err(Error::Invalid {
+                        what: "sync setting",
+                        why: format!(
+                            "{part:?}: expected mtu, gso, a comma-separated list of them, or none"
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(NetkitSync(bits))
+    }
+}
+
+impl std::fmt::Display for NetkitSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.names();
+        if n.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&n.join(","))
+        }
+    }
+}
+
+/// As iproute2 prints flags in JSON: an array of names.
+impl serde::Serialize for NetkitSync {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.names())
+    }
+}
+
 // The series must keep upstream's numbers (userspace built against newer
 // headers must agree with it); fail the build if a rebase moves them.
 const _: () = assert!(IFLA_HEADROOM == 68 && IFLA_TAILROOM == 69);
@@ -178,6 +255,8 @@ pub struct NetkitSpec<'a> {
     pub headroom: Option<u16>,
     /// `IFLA_NETKIT_TAILROOM` (needs a kernel with the attribute).
     pub tailroom: Option<u16>,
+    /// [`IFLA_NETKIT_SYNC`] (needs a kernel with the attribute).
+    pub sync: Option<NetkitSync>,
     /// Primary's MAC (L2 only).
     pub mac: Option<Mac>,
     /// Primary's MTU.
@@ -198,6 +277,7 @@ impl<'a> NetkitSpec<'a> {
             peer_scrub: None,
             headroom: None,
             tailroom: None,
+            sync: None,
             mac: None,
             mtu: None,
             peer: PeerSpec {
@@ -282,6 +362,9 @@ impl<'a> NetkitSpec<'a> {
         if let Some(t) = self.tailroom {
             m.u16(IFLA_NETKIT_TAILROOM, t);
         }
+        if let Some(s) = self.sync {
+            m.u32(IFLA_NETKIT_SYNC, s.0);
+        }
         m.end_nest().end_nest();
         m
     }
@@ -306,6 +389,9 @@ pub struct NetkitInfo {
     pub headroom: Option<u16>,
     /// `IFLA_NETKIT_TAILROOM`, if dumped.
     pub tailroom: Option<u16>,
+    /// [`IFLA_NETKIT_SYNC`], if dumped (kernels with the mainline series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<NetkitSync>,
     /// Numbers that did not convert: (attribute, value).
     pub unknown: Vec<(u16, u32)>,
 }
@@ -465,6 +551,7 @@ pub fn decode_netkit(data: &[u8]) -> NetkitInfo {
             },
             (x, _) if x == IFLA_NETKIT_HEADROOM as u32 => n.headroom = get_u16(p),
             (x, _) if x == IFLA_NETKIT_TAILROOM as u32 => n.tailroom = get_u16(p),
+            (x, Some(v)) if x == IFLA_NETKIT_SYNC as u32 => n.sync = Some(NetkitSync(v)),
             _ => {}
         }
     }
@@ -747,6 +834,7 @@ mod tests {
         s.peer_scrub = Some(NetkitScrub::Default);
         s.headroom = Some(128);
         s.tailroom = Some(32);
+        s.sync = Some(NetkitSync(NetkitSync::MTU | NetkitSync::GSO));
         let bytes = s.message().finish(1);
         // The request's IFLA_LINKINFO decodes with the dump decoder, except
         // for IFLA_NETKIT_PRIMARY, which only the kernel reports.
@@ -759,6 +847,22 @@ mod tests {
         assert_eq!(n.scrub, Some(NetkitScrub::None));
         assert_eq!(n.peer_scrub, Some(NetkitScrub::Default));
         assert_eq!((n.headroom, n.tailroom), (Some(128), Some(32)));
+        assert_eq!(n.sync, Some(NetkitSync(3)));
+    }
+
+    #[test]
+    fn netkit_sync_spelling() {
+        let s: NetkitSync = "mtu,gso".parse().unwrap();
+        assert_eq!(s, NetkitSync(3));
+        assert_eq!(s.to_string(), "mtu,gso");
+        assert_eq!("gso".parse::<NetkitSync>().unwrap(), NetkitSync(2));
+        assert_eq!("none".parse::<NetkitSync>().unwrap().to_string(), "none");
+        let e = "mtu,room".parse::<NetkitSync>().unwrap_err().to_string();
+        assert!(e.contains("\"room\": expected mtu, gso"), "{e}");
+        assert_eq!(
+            serde_json::to_string(&NetkitSync(1 | 8)).unwrap(),
+            r#"["mtu","0x8"]"#
+        );
     }
 
     #[test]

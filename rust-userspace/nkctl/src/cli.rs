@@ -8,7 +8,8 @@ use nk_bpf::{
     mprog, pin, Anchor, AttachPoint, Direction, LinkFd, NetkitSide, Object, ProgFd, Relative,
 };
 use nk_netlink::{
-    LinkChange, Mac, NetkitMode, NetkitPolicy, NetkitScrub, NetkitSpec, NetnsFd, NetnsRef, RtSocket,
+    LinkChange, Mac, NetkitMode, NetkitPolicy, NetkitScrub, NetkitSpec, NetkitSync, NetnsFd,
+    NetnsRef, RtSocket,
 };
 
 use crate::output;
@@ -107,6 +108,10 @@ pub struct LinkAdd {
     /// Needed tailroom for both devices (IFLA_NETKIT_TAILROOM).
     #[arg(long)]
     pub tailroom: Option<u16>,
+    /// Settings the primary owns for the pair (IFLA_NETKIT_SYNC): mtu, gso,
+    /// both (mtu,gso) or none. Kernels without the attribute ignore it.
+    #[arg(long, value_name = "mtu,gso")]
+    pub sync: Option<NetkitSync>,
     /// Primary's MAC (l2 only).
     #[arg(long)]
     pub mac: Option<Mac>,
@@ -348,6 +353,7 @@ fn link(c: LinkCmd, json: bool) -> Result<String, Error> {
             spec.peer_scrub = a.peer_scrub;
             spec.headroom = a.headroom;
             spec.tailroom = a.tailroom;
+            spec.sync = a.sync;
             spec.mac = a.mac;
             spec.peer.mac = a.peer_mac;
             spec.mtu = a.mtu;

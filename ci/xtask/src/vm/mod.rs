@@ -247,12 +247,21 @@ pub fn run(spec: &VmSpec, plan: &[Entry], run_dir: &Path, limits: &Limits) -> Re
     q.kill();
     let wall = t0.elapsed();
     if abort.is_none() && !live.exit_marker {
+        // QEMU itself can die (an assertion, a signal): say so, with its
+        // last words, rather than blame the guest.
+        let qemu_said = fs::read_to_string(run_dir.join("qemu.log"))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| format!("; qemu.log: {}", l.trim()))
+            .unwrap_or_default();
         abort = Some(match &live.panic {
             Some(p) => format!("kernel panic: {p}"),
             None if live.booted.is_none() => {
-                "the VM exited before nk-init started (see console.log)".to_string()
+                format!("the VM exited before nk-init started (see console.log){qemu_said}")
             }
-            None => "the VM exited before the plan finished (see console.log)".to_string(),
+            None => format!("the VM exited before the plan finished (see console.log){qemu_said}"),
         });
     }
     let doc = ktap::parse(&fs::read_to_string(spec.ktap).unwrap_or_default());

@@ -458,7 +458,8 @@ pub fn netkit_runtime(ctx: &Ctx, r: &mut Reporter) {
             || -> TResult {
                 env::require_root()?;
                 let nk = nkctl(ctx)?;
-                let (host, pod) = nkctl_pair(&nk, mode, &["--mtu", "1400"])?;
+                // The mainline series needs the opt-in; 6.12's ignores it.
+                let (host, pod) = nkctl_pair(&nk, mode, &["--mtu", "1400", "--sync", "mtu"])?;
                 let peer = nk_show(&pod, &nk, "nk1")?;
                 if peer["max_mtu"].as_u64() == Some(65535) {
                     return Err(Stop::Skip(
