@@ -1,5 +1,7 @@
 //! `patches/series`: one patch file per line, applied in order with
-//! `git am` onto the pristine base, so that every patch is a commit.
+//! `git am` onto the pristine base, so that every patch is a commit. A
+//! line may name, after the file, the tree the patch is posted to (`bpf`,
+//! `bpf-next`, `net`, `net-next`); `series export` splits by it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,11 +13,16 @@ use super::base::{git, git_out, hex, Base, BASE_BRANCH};
 use crate::progress::{log_path, Stage};
 use crate::Ctx;
 
+/// The trees a patch can be posted to, as a series line names them.
+pub const TREES: [&str; 4] = ["bpf", "bpf-next", "net", "net-next"];
+
 /// The ordered list of patch files.
 pub struct Series {
     /// `patches/<name>/`.
     pub dir: PathBuf,
     pub patches: Vec<PathBuf>,
+    /// The tree each patch names, if it names one.
+    pub trees: Vec<Option<String>>,
 }
 
 impl Series {
@@ -29,20 +36,43 @@ impl Series {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         let mut patches = Vec::new();
+        let mut trees = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let p = patches_dir.join(line);
+            let mut words = line.split_whitespace();
+            let file = words.next().unwrap_or_default();
+            let tree = words.next().map(str::to_string);
+            if let Some(extra) = words.next() {
+                bail!(
+                    "{}:{}: {extra:?} after the tree: a line is `PATCH [TREE]`",
+                    path.display(),
+                    n + 1
+                );
+            }
+            if let Some(t) = &tree {
+                if !TREES.contains(&t.as_str()) {
+                    bail!(
+                        "{}:{}: unknown tree {t:?} for {file}: one of {}",
+                        path.display(),
+                        n + 1,
+                        TREES.join(", ")
+                    );
+                }
+            }
+            let p = patches_dir.join(file);
             if !p.is_file() {
-                bail!("{}:{}: patch {line} does not exist", path.display(), n + 1);
+                bail!("{}:{}: patch {file} does not exist", path.display(), n + 1);
             }
             patches.push(p);
+            trees.push(tree);
         }
         Ok(Series {
             dir: patches_dir.to_path_buf(),
             patches,
+            trees,
         })
     }
 

@@ -21,6 +21,12 @@ pub enum Tree {
 }
 
 impl Tree {
+    fn from_name(n: &str) -> Option<Tree> {
+        [Tree::BpfNext, Tree::NetNext, Tree::Bpf, Tree::Net]
+            .into_iter()
+            .find(|t| t.name() == n)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Tree::BpfNext => "bpf-next",
@@ -36,9 +42,12 @@ pub struct ExportArgs {
     /// Directory to write the patches to (created; must be empty).
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
-    /// The tree the series is for, as in `[PATCH bpf-next v2 1/7]`.
+    /// The tree the whole series is for, as in `[PATCH bpf-next v2 1/7]`.
+    /// Without it, each patch goes to the tree its `series` line names,
+    /// one directory per tree (DIR/net-next/, DIR/bpf/, ...), each series
+    /// rebuilt on the base alone.
     #[arg(long, value_enum)]
-    pub tree: Tree,
+    pub tree: Option<Tree>,
     /// Version of the posting. v1 carries no version in the subject, as
     /// netdev and bpf expect.
     #[arg(long, default_value_t = 1)]
@@ -122,7 +131,22 @@ pub fn export_from(
     o: &ExportOpts,
     cover: Option<&str>,
 ) -> Result<Vec<PathBuf>> {
-    let n: usize = git_out(repo, &["rev-list", "--count", &format!("{base}..{head}")])?
+    export_range(repo, base, base, head, out, o, cover)
+}
+
+/// [`export_from`] of `from..head`, where `from` is `base` plus patches
+/// the series needs (another tree's): format-patch names those with
+/// `prerequisite-patch-id:` lines after `base-commit:`.
+fn export_range(
+    repo: &Path,
+    base: &str,
+    from: &str,
+    head: &str,
+    out: &Path,
+    o: &ExportOpts,
+    cover: Option<&str>,
+) -> Result<Vec<PathBuf>> {
+    let n: usize = git_out(repo, &["rev-list", "--count", &format!("{from}..{head}")])?
         .trim()
         .parse()?;
     if n == 0 {
@@ -150,7 +174,7 @@ pub fn export_from(
     if n > 1 {
         c.arg("--cover-letter");
     }
-    c.arg(format!("{base}..{head}"));
+    c.arg(format!("{from}..{head}"));
     let st = c.output()?;
     if !st.status.success() {
         bail!("git format-patch: {}", String::from_utf8_lossy(&st.stderr));
@@ -182,23 +206,101 @@ pub fn export_from(
     Ok(files)
 }
 
+/// Rebuilds `shas` (commits of `repo`, in order) on `base` alone, without
+/// touching the work tree (a private index, `git apply --cached`,
+/// `commit-tree` with each commit's author and message), and returns the
+/// new head. A patch that needs one of the commits left out fails with
+/// its subject.
+pub fn rebuild_on(repo: &Path, base: &str, shas: &[String], tree: &str) -> Result<String> {
+    let index =
+        std::env::temp_dir().join(format!("nkdev-export-{}-{tree}.index", std::process::id()));
+    let _ = fs::remove_file(&index);
+    let git_ix = |args: &[&str]| -> Command {
+        let mut c = Command::new("git");
+        c.arg("-C")
+            .arg(repo)
+            .args(args)
+            .env("GIT_INDEX_FILE", &index);
+        c
+    };
+    let run = |mut c: Command, what: &str| -> Result<String> {
+        let o = c.output()?;
+        if !o.status.success() {
+            bail!("{what}: {}", String::from_utf8_lossy(&o.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let result = (|| -> Result<String> {
+        run(git_ix(&["read-tree", base]), "git read-tree")?;
+        let mut head = git_out(repo, &["rev-parse", base])?.trim().to_string();
+        for sha in shas {
+            let subject = git_out(repo, &["log", "-1", "--format=%s", sha])?;
+            let diff = Command::new("git")
+                .arg("-C")
+                .arg(repo)
+                .args(["diff", "--binary", &format!("{sha}^"), sha])
+                .output()?;
+            let mut apply = git_ix(&["apply", "--cached", "-"]);
+            apply
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = apply.spawn()?;
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), &diff.stdout)?;
+            let o = child.wait_with_output()?;
+            if !o.status.success() {
+                bail!(
+                    "\"{}\" (for {tree}) does not apply without the patches of other trees before it:\n{}\n\
+                     Reorder the series so that it does not depend on them, or post them to one tree.",
+                    subject.trim(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+            }
+            let t = run(git_ix(&["write-tree"]), "git write-tree")?;
+            let f = |fmt: &str| git_out(repo, &["log", "-1", &format!("--format={fmt}"), sha]);
+            let msg = f("%B")?;
+            let mut c = git_ix(&["commit-tree", &t, "-p", &head]);
+            c.env("GIT_AUTHOR_NAME", f("%an")?.trim())
+                .env("GIT_AUTHOR_EMAIL", f("%ae")?.trim())
+                .env("GIT_AUTHOR_DATE", f("%aI")?.trim())
+                .env("GIT_COMMITTER_NAME", f("%cn")?.trim())
+                .env("GIT_COMMITTER_EMAIL", f("%ce")?.trim())
+                .env("GIT_COMMITTER_DATE", f("%cI")?.trim())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = c.spawn()?;
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), msg.as_bytes())?;
+            let o = child.wait_with_output()?;
+            if !o.status.success() {
+                bail!(
+                    "git commit-tree: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+            }
+            head = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        }
+        Ok(head)
+    })();
+    let _ = fs::remove_file(&index);
+    result
+}
+
 /// `cargo xtask series export`.
 pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
     let k = super::applied(ctx, &a.src)?;
-    let cover = fs::read_to_string(
-        ctx.root
-            .join("patches")
-            .join(&k.series)
-            .join("cover-letter"),
-    )
-    .ok();
+    let dir = ctx.root.join("patches").join(&k.series);
+    let cover = fs::read_to_string(dir.join("cover-letter")).ok();
+    let Some(tree) = a.tree else {
+        return export_by_tree(&k.tree, &dir, a, cover.as_deref());
+    };
     let files = export_from(
         &k.tree,
         BASE_BRANCH,
         "HEAD",
         &a.to,
         &ExportOpts {
-            tree: a.tree,
+            tree,
             version: a.version,
         },
         cover.as_deref(),
@@ -211,6 +313,86 @@ pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
     }
     for f in &files {
         println!("{}", f.display());
+    }
+    Ok(true)
+}
+
+/// One series per tree that `series` names, exported into `a.to/<tree>/`.
+/// Each is rebuilt on the base alone, but for the -next trees, which take
+/// in their tree's fixes (net is merged into net-next, bpf into bpf-next):
+/// those are rebuilt on the base plus the fixes, which the export names
+/// as prerequisites. The cover letter of a tree is `cover-letter.<tree>`,
+/// or `cover-letter` for the one tree with more than one patch.
+fn export_by_tree(repo: &Path, dir: &Path, a: &ExportArgs, cover: Option<&str>) -> Result<bool> {
+    let series = crate::kernel::series::Series::load(dir)?;
+    let shas: Vec<String> = git_out(
+        repo,
+        &["rev-list", "--reverse", &format!("{BASE_BRANCH}..HEAD")],
+    )?
+    .lines()
+    .map(str::to_string)
+    .collect();
+    if shas.len() != series.patches.len() {
+        bail!(
+            "the tree has {} commits on the base, the series {} patches: apply it again",
+            shas.len(),
+            series.patches.len()
+        );
+    }
+    let mut groups: Vec<(Tree, Vec<String>)> = Vec::new();
+    for ((p, t), sha) in series.patches.iter().zip(&series.trees).zip(&shas) {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        let Some(t) = t else {
+            bail!(
+                "{}/series: {name} names no tree: add one of {} after it, or export the whole series with --tree",
+                dir.display(),
+                crate::kernel::series::TREES.join(", ")
+            );
+        };
+        let tree = Tree::from_name(t).context("tree names are checked by Series::load")?;
+        match groups.iter_mut().find(|(g, _)| *g == tree) {
+            Some((_, v)) => v.push(sha.clone()),
+            None => groups.push((tree, vec![sha.clone()])),
+        }
+    }
+    let multi = groups.iter().filter(|(_, v)| v.len() > 1).count();
+    let fixes_of = |t: Tree| match t {
+        Tree::NetNext => Some(Tree::Net),
+        Tree::BpfNext => Some(Tree::Bpf),
+        _ => None,
+    };
+    for (tree, v) in &groups {
+        let own = fs::read_to_string(dir.join(format!("cover-letter.{}", tree.name()))).ok();
+        let cover = own.as_deref().or(if multi == 1 { cover } else { None });
+        let prereq: Vec<String> = fixes_of(*tree)
+            .and_then(|f| groups.iter().find(|(g, _)| *g == f))
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default();
+        let from = if prereq.is_empty() {
+            git_out(repo, &["rev-parse", BASE_BRANCH])?
+                .trim()
+                .to_string()
+        } else {
+            rebuild_on(repo, BASE_BRANCH, &prereq, tree.name())?
+        };
+        let head = rebuild_on(repo, &from, v, tree.name())?;
+        let out = a.to.join(tree.name());
+        let files = export_range(
+            repo,
+            BASE_BRANCH,
+            &from,
+            &head,
+            &out,
+            &ExportOpts {
+                tree: *tree,
+                version: a.version,
+            },
+            cover,
+        )?;
+        println!("{} ({} patch(es)):", tree.name(), v.len());
+        for f in &files {
+            println!("    {}", f.display());
+        }
     }
     Ok(true)
 }
@@ -349,6 +531,48 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// A tree's patches are rebuilt on the base without the others', with
+    /// their authors and messages; one that needs another tree's patch
+    /// is refused by name.
+    #[test]
+    fn rebuild_on_the_base_alone() {
+        let t = std::env::temp_dir().join(format!("nkdev-bytree-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        fs::create_dir_all(&t).unwrap();
+        git(&t, &["init", "-q", "-b", "main"]);
+        commit_file(&t, "a.c", "a\n", "base");
+        git(&t, &["tag", "base"]);
+        commit_file(&t, "a.c", "a\nfix\n", "a: fix it\n\nWhy.");
+        commit_file(&t, "b.c", "b\n", "b: add\n\nWhy.");
+        commit_file(&t, "b.c", "b\nmore\n", "b: more\n\nWhy.");
+        commit_file(&t, "a.c", "a\nfix\nuse\n", "a: use the fix\n\nWhy.");
+        let shas: Vec<String> = git_out(&t, &["rev-list", "--reverse", "base..main"])
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let head = rebuild_on(&t, "base", &shas[1..3], "net-next").unwrap();
+        let log = git_out(&t, &["log", "--format=%an|%s", &format!("base..{head}")]).unwrap();
+        assert_eq!(log.trim(), "A U Thor|b: more\nA U Thor|b: add");
+        let tree_b = git_out(&t, &["show", &format!("{head}:b.c")]).unwrap();
+        assert_eq!(tree_b.trim(), "b\nmore");
+        assert_eq!(
+            git_out(&t, &["show", &format!("{head}:a.c")])
+                .unwrap()
+                .trim(),
+            "a",
+            "the other tree's fix is not in"
+        );
+        let e = rebuild_on(&t, "base", &shas[3..], "net-next")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"a: use the fix\" (for net-next) does not apply"),
+            "{e}"
+        );
+        fs::remove_dir_all(&t).unwrap();
     }
 
     #[test]
