@@ -40,6 +40,25 @@ pub fn test(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
     Ok(total.ok())
 }
 
+/// What failed in one run: its failed or timed-out tests, and the run
+/// itself when a splat came before the first test or it was aborted,
+/// which fail the run without failing any test.
+pub fn run_failures(r: &crate::vm::report::VmReport) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .tests
+        .iter()
+        .filter(|t| matches!(t.outcome, Outcome::Fail | Outcome::Timeout(_)))
+        .map(|t| t.name.clone())
+        .collect();
+    if !r.boot_splats.is_empty() {
+        v.push("boot (splat before the first test)".into());
+    }
+    if r.aborted.is_some() {
+        v.push("run aborted".into());
+    }
+    v
+}
+
 /// Runs the plan `args.repeat` times, each in a fresh VM, and prints each
 /// test that failed at least once with its failure rate.
 pub fn repeat(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
@@ -61,12 +80,12 @@ pub fn repeat(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
             if i == 1 {
                 names.push(t.name.clone());
             }
-            if matches!(t.outcome, Outcome::Fail | Outcome::Timeout(_)) {
-                let e = failures
-                    .entry(t.name.clone())
-                    .or_insert((0, r.dir.display().to_string()));
-                e.0 += 1;
-            }
+        }
+        for what in run_failures(&r.report) {
+            let e = failures
+                .entry(what)
+                .or_insert((0, r.dir.display().to_string()));
+            e.0 += 1;
         }
     }
     if n > 1 {
@@ -82,4 +101,27 @@ pub fn repeat(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Counts> {
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_failures;
+    use crate::vm::report::VmReport;
+
+    /// A boot splat or an abort is a failure of the run even when every
+    /// test that ran passed: the repeat table must not say "none failed".
+    #[test]
+    fn boot_splat_and_abort_count_as_failures() {
+        let mut r = VmReport::empty();
+        assert!(run_failures(&r).is_empty());
+        r.aborted = Some("the VM exited before nk-init started".into());
+        assert_eq!(run_failures(&r), ["run aborted"]);
+        r.aborted = None;
+        r.boot_splats.push(crate::vm::report::Splat {
+            kind: "KASAN".into(),
+            first_line: "BUG: KASAN: wild-memory-access".into(),
+            context: vec![],
+        });
+        assert_eq!(run_failures(&r), ["boot (splat before the first test)"]);
+    }
 }
