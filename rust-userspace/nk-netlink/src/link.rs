@@ -24,12 +24,10 @@ pub const IFLA_NETKIT_HEADROOM: u16 = uapi::IFLA_NETKIT_HEADROOM as u16;
 pub const IFLA_NETKIT_TAILROOM: u16 = uapi::IFLA_NETKIT_TAILROOM as u16;
 
 /// `IFLA_NETKIT_SYNC`: the settings the primary owns for the pair, a bit
-/// mask given at creation (patches/mainline 0005 and 0009). nk-uapi is
-/// generated from the 6.12 headers, which do not have it, hence the
-/// number here: the next free netkit attribute, after the pairing mode
-/// (10). A kernel without it ignores it, as netkit's
-/// attributes are parsed liberally.
-pub const IFLA_NETKIT_SYNC: u16 = 11;
+/// mask given at creation (both series' part 1: mainline 0005, 6.12 0007).
+/// A kernel without it ignores it, as netkit's attributes are parsed
+/// liberally.
+pub const IFLA_NETKIT_SYNC: u16 = uapi::IFLA_NETKIT_SYNC as u16;
 
 /// The bits of [`IFLA_NETKIT_SYNC`] (`enum netkit_sync`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,9 +35,9 @@ pub struct NetkitSync(pub u32);
 
 impl NetkitSync {
     /// `NETKIT_SYNC_MTU`: the peer's MTU follows the primary's.
-    pub const MTU: u32 = 1 << 0;
+    pub const MTU: u32 = uapi::NETKIT_SYNC_MTU;
     /// `NETKIT_SYNC_GSO`: the peer's GSO/GRO limits follow the primary's.
-    pub const GSO: u32 = 1 << 1;
+    pub const GSO: u32 = uapi::NETKIT_SYNC_GSO;
     const NAMES: [(u32, &'static str); 2] = [(Self::MTU, "mtu"), (Self::GSO, "gso")];
 
     /// The names of the bits set, and `0x..` for bits without a name.
@@ -106,6 +104,8 @@ const _: () = assert!(IFLA_HEADROOM == 68 && IFLA_TAILROOM == 69);
 const _: () =
     assert!(uapi::IFLA_MAX_PACING_OFFLOAD_HORIZON == 66 && uapi::IFLA_NETNS_IMMUTABLE == 67);
 const _: () = assert!(IFLA_NETKIT_HEADROOM == 8 && IFLA_NETKIT_TAILROOM == 9);
+// Mainline's number; the 6.12 series keeps it (10 is reserved there).
+const _: () = assert!(IFLA_NETKIT_SYNC == 11);
 
 /// A 6-byte Ethernet address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

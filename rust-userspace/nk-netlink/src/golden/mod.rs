@@ -626,8 +626,7 @@ pub const COVERED: &[(&str, u16, &str)] = &[
     covered!("netkit", IFLA_NETKIT_PEER_SCRUB),
     covered!("netkit", IFLA_NETKIT_HEADROOM),
     covered!("netkit", IFLA_NETKIT_TAILROOM),
-    // Not in the 6.12 headers nk-uapi comes from (see link.rs).
-    ("netkit", crate::link::IFLA_NETKIT_SYNC, "IFLA_NETKIT_SYNC"),
+    covered!("netkit", IFLA_NETKIT_SYNC),
     covered!("netkit_peer", IFLA_IFNAME),
     covered!("netkit_peer", IFLA_ADDRESS),
     covered!("netkit_peer", IFLA_MTU),
