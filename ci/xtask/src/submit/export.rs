@@ -121,23 +121,12 @@ fn format_patch(repo: &Path) -> Command {
     c
 }
 
-/// `git format-patch` of `base..head` in `repo` into `out`, with the cover
-/// letter filled in when there is more than one patch. Returns the files.
-pub fn export_from(
-    repo: &Path,
-    base: &str,
-    head: &str,
-    out: &Path,
-    o: &ExportOpts,
-    cover: Option<&str>,
-) -> Result<Vec<PathBuf>> {
-    export_range(repo, base, base, head, out, o, cover)
-}
-
-/// [`export_from`] of `from..head`, where `from` is `base` plus patches
-/// the series needs (another tree's): format-patch names those with
-/// `prerequisite-patch-id:` lines after `base-commit:`.
-fn export_range(
+/// `git format-patch` of `from..head` in `repo` into `out`, with the cover
+/// letter filled in when there is more than one patch; `from` is `base`,
+/// or `base` plus patches the series needs (another tree's), which
+/// format-patch names with `prerequisite-patch-id:` lines after
+/// `base-commit:`. Returns the files.
+pub fn export_range(
     repo: &Path,
     base: &str,
     from: &str,
@@ -294,8 +283,9 @@ pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
     let Some(tree) = a.tree else {
         return export_by_tree(&k.tree, &dir, a, cover.as_deref());
     };
-    let files = export_from(
+    let files = export_range(
         &k.tree,
+        BASE_BRANCH,
         BASE_BRANCH,
         "HEAD",
         &a.to,
@@ -637,8 +627,17 @@ mod tests {
             version: 2,
         };
         let cover = "netkit: things\n\nWhy.\n\nChanges in v2:\n- more\n";
-        let a = export_from(&applied, "base", "HEAD", &t.join("a"), &o, Some(cover)).unwrap();
-        let b = export_from(&dev, "base", "main", &t.join("b"), &o, Some(cover)).unwrap();
+        let a = export_range(
+            &applied,
+            "base",
+            "base",
+            "HEAD",
+            &t.join("a"),
+            &o,
+            Some(cover),
+        )
+        .unwrap();
+        let b = export_range(&dev, "base", "base", "main", &t.join("b"), &o, Some(cover)).unwrap();
         assert_eq!(a.len(), 3);
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.file_name(), y.file_name());
@@ -651,7 +650,7 @@ mod tests {
         let p1 = fs::read_to_string(&a[1]).unwrap();
         assert!(p1.contains("Subject: [PATCH bpf-next v2 1/2] netkit: add b"));
         // Export refuses a non-empty directory; import refuses a non-range.
-        assert!(export_from(&dev, "base", "main", &t.join("b"), &o, Some(cover)).is_err());
+        assert!(export_range(&dev, "base", "base", "main", &t.join("b"), &o, Some(cover)).is_err());
         assert!(import_into(&patches, &dev, "main").is_err());
         fs::remove_dir_all(&t).unwrap();
     }
