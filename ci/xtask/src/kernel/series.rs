@@ -14,7 +14,10 @@ use crate::progress::{log_path, Stage};
 use crate::Ctx;
 
 /// The trees a patch can be posted to, as a series line names them.
-pub const TREES: [&str; 4] = ["bpf", "bpf-next", "net", "net-next"];
+pub fn tree_names() -> String {
+    use crate::submit::export::Tree;
+    Tree::ALL.map(Tree::name).join(", ")
+}
 
 /// The ordered list of patch files.
 pub struct Series {
@@ -53,12 +56,12 @@ impl Series {
                 );
             }
             if let Some(t) = &tree {
-                if !TREES.contains(&t.as_str()) {
+                if crate::submit::export::Tree::from_name(t).is_none() {
                     bail!(
                         "{}:{}: unknown tree {t:?} for {file}: one of {}",
                         path.display(),
                         n + 1,
-                        TREES.join(", ")
+                        tree_names()
                     );
                 }
             }

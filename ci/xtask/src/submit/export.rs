@@ -21,13 +21,13 @@ pub enum Tree {
 }
 
 impl Tree {
-    fn from_name(n: &str) -> Option<Tree> {
-        [Tree::BpfNext, Tree::NetNext, Tree::Bpf, Tree::Net]
-            .into_iter()
-            .find(|t| t.name() == n)
+    pub const ALL: [Tree; 4] = [Tree::Bpf, Tree::BpfNext, Tree::Net, Tree::NetNext];
+
+    pub fn from_name(n: &str) -> Option<Tree> {
+        Tree::ALL.into_iter().find(|t| t.name() == n)
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Tree::BpfNext => "bpf-next",
             Tree::NetNext => "net-next",
@@ -223,7 +223,21 @@ pub fn rebuild_on(repo: &Path, base: &str, shas: &[String], tree: &str) -> Resul
         run(git_ix(&["read-tree", base]), "git read-tree")?;
         let mut head = git_out(repo, &["rev-parse", base])?.trim().to_string();
         for sha in shas {
-            let subject = git_out(repo, &["log", "-1", "--format=%s", sha])?;
+            // Author, committer and message in one call, NUL-separated.
+            let meta = git_out(
+                repo,
+                &[
+                    "log",
+                    "-1",
+                    "--format=%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B",
+                    sha,
+                ],
+            )?;
+            let f: Vec<&str> = meta.splitn(7, '\0').collect();
+            let [an, ae, ad, cn, ce, cd, msg] = f[..] else {
+                bail!("git log of {sha}: unexpected format");
+            };
+            let subject = msg.lines().next().unwrap_or_default();
             let diff = Command::new("git")
                 .arg("-C")
                 .arg(repo)
@@ -241,20 +255,18 @@ pub fn rebuild_on(repo: &Path, base: &str, shas: &[String], tree: &str) -> Resul
                 bail!(
                     "\"{}\" (for {tree}) does not apply without the patches of other trees before it:\n{}\n\
                      Reorder the series so that it does not depend on them, or post them to one tree.",
-                    subject.trim(),
+                    subject,
                     String::from_utf8_lossy(&o.stderr).trim()
                 );
             }
             let t = run(git_ix(&["write-tree"]), "git write-tree")?;
-            let f = |fmt: &str| git_out(repo, &["log", "-1", &format!("--format={fmt}"), sha]);
-            let msg = f("%B")?;
             let mut c = git_ix(&["commit-tree", &t, "-p", &head]);
-            c.env("GIT_AUTHOR_NAME", f("%an")?.trim())
-                .env("GIT_AUTHOR_EMAIL", f("%ae")?.trim())
-                .env("GIT_AUTHOR_DATE", f("%aI")?.trim())
-                .env("GIT_COMMITTER_NAME", f("%cn")?.trim())
-                .env("GIT_COMMITTER_EMAIL", f("%ce")?.trim())
-                .env("GIT_COMMITTER_DATE", f("%cI")?.trim())
+            c.env("GIT_AUTHOR_NAME", an)
+                .env("GIT_AUTHOR_EMAIL", ae)
+                .env("GIT_AUTHOR_DATE", ad)
+                .env("GIT_COMMITTER_NAME", cn)
+                .env("GIT_COMMITTER_EMAIL", ce)
+                .env("GIT_COMMITTER_DATE", cd)
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
@@ -336,7 +348,7 @@ fn export_by_tree(repo: &Path, dir: &Path, a: &ExportArgs, cover: Option<&str>) 
             bail!(
                 "{}/series: {name} names no tree: add one of {} after it, or export the whole series with --tree",
                 dir.display(),
-                crate::kernel::series::TREES.join(", ")
+                crate::kernel::series::tree_names()
             );
         };
         let tree = Tree::from_name(t).context("tree names are checked by Series::load")?;
