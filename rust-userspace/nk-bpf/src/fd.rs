@@ -102,6 +102,14 @@ impl ProgFd {
         Ok(String::from_utf8_lossy(&b).into_owned())
     }
 
+    /// The program's type (`BPF_PROG_TYPE_*`).
+    ///
+    /// # Errors
+    /// `BPF_OBJ_GET_INFO_BY_FD` fails.
+    pub fn prog_type(&self) -> Result<u32> {
+        Ok(info::<uapi::bpf_prog_info>(self.as_fd(), "program")?.type_)
+    }
+
     /// How many instructions the verifier processed to load it.
     ///
     /// # Errors
@@ -124,6 +132,48 @@ impl ProgFd {
             format!("BPF_PROG_GET_FD_BY_ID {id}")
         })?;
         Ok(ProgFd(owned(fd)))
+    }
+}
+
+/// What one element of a map is, as the kernel copies it in and out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapLayout {
+    /// `BPF_MAP_TYPE_*`.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes, as created (one CPU's value for per-CPU maps).
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+}
+
+impl MapLayout {
+    /// Whether lookups copy one value per possible CPU.
+    pub fn per_cpu(&self) -> bool {
+        matches!(
+            self.map_type,
+            uapi::BPF_MAP_TYPE_PERCPU_HASH
+                | uapi::BPF_MAP_TYPE_PERCPU_ARRAY
+                | uapi::BPF_MAP_TYPE_LRU_PERCPU_HASH
+                | uapi::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE
+        )
+    }
+}
+
+impl MapFd {
+    /// The map's type and element sizes (`BPF_OBJ_GET_INFO_BY_FD`).
+    ///
+    /// # Errors
+    /// `BPF_OBJ_GET_INFO_BY_FD` fails.
+    pub fn layout(&self) -> Result<MapLayout> {
+        let i = info::<uapi::bpf_map_info>(self.as_fd(), "map")?;
+        Ok(MapLayout {
+            map_type: i.type_,
+            key_size: i.key_size,
+            value_size: i.value_size,
+            max_entries: i.max_entries,
+        })
     }
 }
 

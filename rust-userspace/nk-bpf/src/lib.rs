@@ -18,6 +18,6 @@ mod sys;
 pub mod tracing;
 
 pub use error::{Error, Result};
-pub use fd::{LinkFd, MapFd, ProgFd};
+pub use fd::{LinkFd, MapFd, MapLayout, ProgFd};
 pub use mprog::{Anchor, AttachPoint, Direction, NetkitSide, QueryResult, Relative};
 pub use object::Object;

@@ -5,9 +5,65 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use nk_sys::uapi;
 
-use crate::error::Result;
-use crate::fd::MapFd;
+use crate::error::{Error, Result};
+use crate::fd::{MapFd, MapLayout};
 use crate::sys;
+
+/// The possible CPUs (`/sys/devices/system/cpu/possible`, e.g. `0-7`).
+fn possible_cpus() -> Result<usize> {
+    let path = "/sys/devices/system/cpu/possible";
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        what: format!("reading {path}"),
+        source,
+    })?;
+    parse_cpu_list(text.trim()).ok_or_else(|| Error::Invalid {
+        what: "possible CPU list",
+        why: format!("{path}: {text:?}"),
+    })
+}
+
+/// The number of CPUs in a list such as `0-3,8-11`: one past the highest,
+/// since the kernel lays per-CPU values out by CPU number.
+fn parse_cpu_list(s: &str) -> Option<usize> {
+    let mut max = None;
+    for part in s.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi): (usize, usize) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+        if lo > hi {
+            return None;
+        }
+        max = Some(max.map_or(hi, |m: usize| m.max(hi)));
+    }
+    max.map(|m| m + 1)
+}
+
+/// The bytes the kernel copies for one value of a map with this layout.
+fn value_bytes(l: &MapLayout) -> Result<usize> {
+    if l.per_cpu() {
+        Ok((l.value_size as usize).next_multiple_of(8) * possible_cpus()?)
+    } else {
+        Ok(l.value_size as usize)
+    }
+}
+
+/// Checks the buffers of an element access against what the kernel will
+/// read and write: it copies exactly the map's key and value sizes, so a
+/// shorter buffer would be overrun.
+fn check_sizes(map: &MapFd, key: usize, value: usize, op: &str) -> Result<MapLayout> {
+    let l = map.layout()?;
+    let want = value_bytes(&l)?;
+    if key != l.key_size as usize || value != want {
+        return Err(Error::Invalid {
+            what: "map element buffers",
+            why: format!(
+                "{op}: the map (type {}) has {}-byte keys and {want}-byte values, \
+                 the buffers are {key} and {value} bytes",
+                l.map_type, l.key_size
+            ),
+        });
+    }
+    Ok(l)
+}
 
 /// Fills a `BPF_MAP_LOOKUP_BATCH` attr.
 fn batch_attr(
@@ -39,13 +95,16 @@ impl MapFd {
     /// arrays).
     ///
     /// # Errors
-    /// The kernel's errno (ENOSPC: one hash bucket holds more than `max`).
+    /// [`Error::Invalid`] when `key_size` and `value_size` are not the
+    /// map's (per-CPU maps: the value of every possible CPU); the kernel's
+    /// errno (ENOSPC: one hash bucket holds more than `max`).
     pub fn lookup_batch(
         &self,
         key_size: usize,
         value_size: usize,
         max: u32,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        check_sizes(self, key_size, value_size, "BPF_MAP_LOOKUP_BATCH")?;
         // The batch token is a u32 (hash bucket) or a key (array index).
         let tok = key_size.max(8);
         let mut token_in = vec![0u8; tok];
@@ -92,12 +151,14 @@ impl MapFd {
         Ok(out)
     }
 
-    /// Reads the value at `key` into `value` (which must be the map's
-    /// value size).
+    /// Reads the value at `key` into `value`.
     ///
     /// # Errors
-    /// ENOENT for a missing key, and the kernel's other errnos.
+    /// [`Error::Invalid`] when the buffers are not the map's key and value
+    /// sizes (per-CPU maps: the value of every possible CPU), checked
+    /// first; ENOENT for a missing key, and the kernel's other errnos.
     pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<()> {
+        check_sizes(self, key.len(), value.len(), "BPF_MAP_LOOKUP_ELEM")?;
         let mut a = sys::attr();
         // Fields in place: a struct literal would copy its padding (after
         // map_fd) from the stack.
@@ -113,8 +174,11 @@ impl MapFd {
     /// Writes `value` at `key` (`BPF_ANY`).
     ///
     /// # Errors
-    /// The kernel's errno.
+    /// [`Error::Invalid`] when the buffers are not the map's key and value
+    /// sizes, checked first (the kernel would read past them); the
+    /// kernel's errno.
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_sizes(self, key.len(), value.len(), "BPF_MAP_UPDATE_ELEM")?;
         let mut a = sys::attr();
         // Fields in place: a struct literal would copy its padding (after
         // map_fd) from the stack.
@@ -154,5 +218,22 @@ impl MapFd {
     /// As [`MapFd::update`].
     pub fn set_u32(&self, key: u32, value: u32) -> Result<()> {
         self.update(&key.to_ne_bytes(), &value.to_ne_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list("0-7"), Some(8));
+        assert_eq!(parse_cpu_list("0-3,8-11"), Some(12));
+        assert_eq!(parse_cpu_list("0,2"), Some(3));
+        assert_eq!(parse_cpu_list(""), None);
+        assert_eq!(parse_cpu_list("x-1"), None);
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("0-y"), None);
     }
 }
