@@ -1,11 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /* nkctl sock destroy --method bpf: one BPF_PROG_RUN walks every netns with
  * the open-coded netns iterator, and the TCP and UDP sockets of each with
- * the socket iterators (which return them locked), and destroys the ones
- * connected to the backend. Needs patches 0008-0012 of the series.
+ * the socket iterators, and destroys the ones connected to the backend.
+ *
+ * Two versions of the series' kfuncs, chosen by the kernel's BTF:
+ * - v2 (mainline series): the iterators hold a reference on the socket
+ *   they return, and bpf_iter_{tcp,udp}_sock_abort() destroy it; every
+ *   netns is asked for with BPF_SOCK_ITER_ALL_NETNS, and
+ *   bpf_iter_{tcp,udp}_sock_error() tells an early stop from the end.
+ * - v1 (6.12 series): the iterators return the socket locked, it is
+ *   destroyed with bpf_sock_destroy(), and a NULL net means every netns.
  */
 // nkdev: requires-btf struct bpf_iter_net
 // nkdev: requires-btf struct bpf_iter_tcp_sock
+// nkdev: define-if-btf NK_SOCK_ITER_V2 enum bpf_sock_iter_flags
 #include "nk_common.h"
 #include "nk_sock_destroy.bpf.h"
 
@@ -15,13 +23,24 @@
 int bpf_iter_net_new(struct bpf_iter_net *it) __ksym;
 struct net *bpf_iter_net_next(struct bpf_iter_net *it) __ksym;
 void bpf_iter_net_destroy(struct bpf_iter_net *it) __ksym;
+#ifdef NK_SOCK_ITER_V2
+int bpf_iter_tcp_sock_new(struct bpf_iter_tcp_sock *it,
+			  struct net *net__nullable, u64 flags) __ksym;
+int bpf_iter_tcp_sock_error(struct bpf_iter_tcp_sock *it__iter) __ksym;
+int bpf_iter_tcp_sock_abort(struct bpf_iter_tcp_sock *it__iter) __ksym;
+int bpf_iter_udp_sock_new(struct bpf_iter_udp_sock *it,
+			  struct net *net__nullable, u64 flags) __ksym;
+int bpf_iter_udp_sock_error(struct bpf_iter_udp_sock *it__iter) __ksym;
+int bpf_iter_udp_sock_abort(struct bpf_iter_udp_sock *it__iter) __ksym;
+#else
 int bpf_iter_tcp_sock_new(struct bpf_iter_tcp_sock *it, struct net *net) __ksym;
+int bpf_iter_udp_sock_new(struct bpf_iter_udp_sock *it, struct net *net) __ksym;
+int bpf_sock_destroy(struct sock_common *sk) __ksym;
+#endif
 struct sock_common *bpf_iter_tcp_sock_next(struct bpf_iter_tcp_sock *it) __ksym;
 void bpf_iter_tcp_sock_destroy(struct bpf_iter_tcp_sock *it) __ksym;
-int bpf_iter_udp_sock_new(struct bpf_iter_udp_sock *it, struct net *net) __ksym;
 struct sock_common *bpf_iter_udp_sock_next(struct bpf_iter_udp_sock *it) __ksym;
 void bpf_iter_udp_sock_destroy(struct bpf_iter_udp_sock *it) __ksym;
-int bpf_sock_destroy(struct sock_common *sk) __ksym;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -69,7 +88,7 @@ nk_sd_record(struct sock_common *skc, struct net *net, __u8 proto,
 	s->proto = proto;
 	s->family = skc->skc_family;
 	s->state = skc->skc_state;
-	s->failed = 0;
+	s->err = 0;
 	s->sport = skc->skc_num;
 	s->dport = bpf_ntohs(skc->skc_dport);
 	if (skc->skc_family == AF_INET) {
@@ -82,45 +101,99 @@ nk_sd_record(struct sock_common *skc, struct net *net, __u8 proto,
 	return s;
 }
 
-/* @net is the netns being walked, or NULL in the one-pass mode, where the
- * socket's own netns is read through it (the iterator only returns sockets
- * that hold a reference on their netns then).
+/* A socket seen: counted, and recorded if it matches. Returns the record
+ * of a match to destroy (NULL for no match, or a match that could not be
+ * recorded, which is destroyed all the same: see destroyed()).
+ * @net is the netns being walked, or NULL in the all-netns mode, where the
+ * socket's own netns is read through it.
  */
-static __always_inline void nk_sd_one(struct sock_common *skc,
-				      struct net *net, __u8 proto,
-				      const struct nk_sd_args *a,
-				      struct nk_sd_stats *st)
+static __always_inline bool nk_sd_seen(struct sock_common *skc,
+				       struct net *net, __u8 proto,
+				       const struct nk_sd_args *a,
+				       struct nk_sd_stats *st,
+				       struct nk_sd_sock **rec)
 {
-	struct nk_sd_sock *s;
-
 	st->socks++;
 	if (!nk_sd_match(skc, a))
-		return;
-	s = nk_sd_record(skc, net ? net : skc->skc_net.net, proto, st);
-	if (a->dry_run)
-		return;
-	if (!bpf_sock_destroy(skc))
-		st->destroyed++;
-	else if (s)
-		s->failed = 1;
+		return false;
+	*rec = nk_sd_record(skc, net ? net : skc->skc_net.net, proto, st);
+	return !a->dry_run;
 }
 
+static __always_inline void nk_sd_destroyed(int err, struct nk_sd_sock *s,
+					    struct nk_sd_stats *st)
+{
+	if (!err)
+		st->destroyed++;
+	else if (s)
+		s->err = -err;
+}
+
+static __always_inline void nk_sd_iter_err(int err, struct nk_sd_stats *st)
+{
+	if (err && !st->iter_err)
+		st->iter_err = err;
+}
+
+#ifdef NK_SOCK_ITER_V2
 /* The TCP and UDP sockets of @net, or of every netns for NULL. */
 static __always_inline void nk_sd_walk(struct net *net,
 				       const struct nk_sd_args *a,
 				       struct nk_sd_stats *st)
 {
+	__u64 flags = net ? 0 : BPF_SOCK_ITER_ALL_NETNS;
+	struct bpf_iter_tcp_sock tit;
+	struct bpf_iter_udp_sock uit;
 	struct sock_common *skc;
+	struct nk_sd_sock *s;
 
 	if (a->protos & NK_SD_TCP) {
-		bpf_for_each(tcp_sock, skc, net)
-			nk_sd_one(skc, net, NK_SD_TCP, a, st);
+		nk_sd_iter_err(bpf_iter_tcp_sock_new(&tit, net, flags), st);
+		while ((skc = bpf_iter_tcp_sock_next(&tit))) {
+			s = NULL;
+			if (nk_sd_seen(skc, net, NK_SD_TCP, a, st, &s))
+				nk_sd_destroyed(bpf_iter_tcp_sock_abort(&tit),
+						s, st);
+		}
+		nk_sd_iter_err(bpf_iter_tcp_sock_error(&tit), st);
+		bpf_iter_tcp_sock_destroy(&tit);
 	}
 	if (a->protos & NK_SD_UDP) {
-		bpf_for_each(udp_sock, skc, net)
-			nk_sd_one(skc, net, NK_SD_UDP, a, st);
+		nk_sd_iter_err(bpf_iter_udp_sock_new(&uit, net, flags), st);
+		while ((skc = bpf_iter_udp_sock_next(&uit))) {
+			s = NULL;
+			if (nk_sd_seen(skc, net, NK_SD_UDP, a, st, &s))
+				nk_sd_destroyed(bpf_iter_udp_sock_abort(&uit),
+						s, st);
+		}
+		nk_sd_iter_err(bpf_iter_udp_sock_error(&uit), st);
+		bpf_iter_udp_sock_destroy(&uit);
 	}
 }
+#else
+static __always_inline void nk_sd_walk(struct net *net,
+				       const struct nk_sd_args *a,
+				       struct nk_sd_stats *st)
+{
+	struct sock_common *skc;
+	struct nk_sd_sock *s;
+
+	if (a->protos & NK_SD_TCP) {
+		bpf_for_each(tcp_sock, skc, net) {
+			s = NULL;
+			if (nk_sd_seen(skc, net, NK_SD_TCP, a, st, &s))
+				nk_sd_destroyed(bpf_sock_destroy(skc), s, st);
+		}
+	}
+	if (a->protos & NK_SD_UDP) {
+		bpf_for_each(udp_sock, skc, net) {
+			s = NULL;
+			if (nk_sd_seen(skc, net, NK_SD_UDP, a, st, &s))
+				nk_sd_destroyed(bpf_sock_destroy(skc), s, st);
+		}
+	}
+}
+#endif
 
 SEC("syscall")
 int nk_sock_destroy(struct nk_sd_args *ctx)

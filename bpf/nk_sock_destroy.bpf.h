@@ -33,7 +33,7 @@ struct nk_sd_sock {
 	__u8 proto;		/* NK_SD_TCP or NK_SD_UDP */
 	__u8 family;
 	__u8 state;
-	__u8 failed;		/* bpf_sock_destroy() returned an error */
+	__u8 err;		/* errno of a failed destroy; 0: destroyed */
 };
 
 /* nk_sd_stats[0]. Every run starts from zero, so a pinned program can be
@@ -44,6 +44,7 @@ struct nk_sd_stats {
 	__u32 socks;		/* sockets looked at */
 	__u32 found;		/* matches (entries in nk_sd_found, capped) */
 	__u32 destroyed;
+	__s32 iter_err;		/* -errno that stopped a walk early, or 0 */
 };
 
 #define NK_SD_MAX_FOUND	65536

@@ -8,6 +8,7 @@ pub const NK_SD_UDP: u32 = 2;
 pub const NK_SD_MAX_FOUND: u32 = 65536;
 pub type __u8 = ::core::ffi::c_uchar;
 pub type __u16 = ::core::ffi::c_ushort;
+pub type __s32 = ::core::ffi::c_int;
 pub type __u32 = ::core::ffi::c_uint;
 pub type __u64 = ::core::ffi::c_ulonglong;
 #[repr(C)]
@@ -34,7 +35,7 @@ pub struct nk_sd_sock {
     pub proto: __u8,
     pub family: __u8,
     pub state: __u8,
-    pub failed: __u8,
+    pub err: __u8,
     pub __bindgen_padding_0: [u8; 4usize],
 }
 #[repr(C)]
@@ -44,4 +45,5 @@ pub struct nk_sd_stats {
     pub socks: __u32,
     pub found: __u32,
     pub destroyed: __u32,
+    pub iter_err: __s32,
 }

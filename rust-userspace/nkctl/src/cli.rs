@@ -313,26 +313,50 @@ fn ifindex(s: &mut RtSocket, dev: &str) -> Result<u32, Error> {
     Ok(s.link_get(dev)?.index)
 }
 
-/// Runs a command and returns what to print.
-pub fn run(cli: Cli) -> Result<String, Error> {
+/// What a command printed, and, when it did not do all it was asked to,
+/// why (nkctl prints the output, then exits non-zero).
+pub struct Done {
+    /// The output.
+    pub out: String,
+    /// Set when the command partly failed.
+    pub failed: Option<String>,
+}
+
+impl From<String> for Done {
+    fn from(out: String) -> Self {
+        Done { out, failed: None }
+    }
+}
+
+/// Runs a command.
+///
+/// # Errors
+/// The command failed before it had anything to report.
+pub fn run(cli: Cli) -> Result<Done, Error> {
     match cli.cmd {
-        Cmd::Link(c) => link(c, cli.json),
-        Cmd::Prog(c) => prog(c, cli.json),
+        Cmd::Link(c) => link(c, cli.json).map(Done::from),
+        Cmd::Prog(c) => prog(c, cli.json).map(Done::from),
         Cmd::Endpoint(EndpointCmd::Add(a)) => {
             let e = crate::endpoint::add(&a)?;
-            Ok(if cli.json {
+            Ok(Done::from(if cli.json {
                 output::json(&e)?
             } else {
                 crate::endpoint::table(&e)
-            })
+            }))
         }
-        Cmd::Endpoint(EndpointCmd::Del(d)) => crate::endpoint::del(&d).map(|_| String::new()),
+        Cmd::Endpoint(EndpointCmd::Del(d)) => {
+            crate::endpoint::del(&d).map(|_| Done::from(String::new()))
+        }
         Cmd::Sock(SockCmd::Destroy(a)) => {
             let r = crate::sock::destroy(&a)?;
-            Ok(if cli.json {
+            let out = if cli.json {
                 output::json(&r)?
             } else {
                 crate::sock::table(&r)
+            };
+            Ok(Done {
+                out,
+                failed: r.failure(),
             })
         }
     }

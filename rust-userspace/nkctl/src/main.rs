@@ -29,7 +29,13 @@ use clap::Parser;
 fn main() {
     let args = cli::Cli::parse();
     match cli::run(args) {
-        Ok(out) => print!("{out}"),
+        Ok(cli::Done { out, failed }) => {
+            print!("{out}");
+            if let Some(why) = failed {
+                eprintln!("nkctl: {why}");
+                std::process::exit(1);
+            }
+        }
         Err(e) => {
             eprintln!("nkctl: {e}");
             std::process::exit(1);

@@ -102,6 +102,9 @@ pub struct FoundSock {
     pub remote: SocketAddr,
     /// TCP state number (UDP: 1 connected).
     pub state: u8,
+    /// The errno of a destroy that failed; None when it was destroyed (or,
+    /// in a dry run, found).
+    pub errno: Option<i32>,
 }
 
 /// Per-netns result.
@@ -139,6 +142,9 @@ pub struct Report {
     pub sockets: Vec<FoundSock>,
     /// Matches the bpf method saw but could not list (map full).
     pub unlisted: u32,
+    /// The errno that stopped a walk before its end (the kernel could not
+    /// allocate, say): sockets may have been missed.
+    pub walk_errno: Option<i32>,
     /// Where the time went (not in the table output).
     pub phases: Phases,
 }
@@ -161,6 +167,102 @@ impl Report {
     pub fn total(&self) -> u32 {
         self.netns.iter().map(|n| n.tcp + n.udp).sum()
     }
+
+    /// Destroys that failed.
+    pub fn errors(&self) -> u32 {
+        self.netns.iter().map(|n| n.errors).sum()
+    }
+
+    /// Why the run did not do all it was asked to, if it did not: failed
+    /// destroys, or a walk that stopped early. `nkctl` exits non-zero then,
+    /// after the report.
+    pub fn failure(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if let Some(e) = self.walk_errno {
+            why.push(format!(
+                "the socket walk stopped early ({}): sockets may have been missed",
+                errno_text(e)
+            ));
+        }
+        let n = self.errors();
+        if n > 0 {
+            let first = self.sockets.iter().find_map(|s| s.errno);
+            why.push(format!(
+                "{n} of {} destroys failed{}",
+                n + self.total(),
+                first.map_or(String::new(), |e| format!(
+                    ", the first with {}",
+                    errno_text(e)
+                ))
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
+/// `EPERM (Operation not permitted)`, and what it means here.
+pub fn errno_text(e: i32) -> String {
+    let io = std::io::Error::from_raw_os_error(e).to_string();
+    let msg = io.split(" (os error").next().unwrap_or(&io).to_string();
+    let name = match e {
+        libc::EPERM => "EPERM",
+        libc::ENOMEM => "ENOMEM",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EINVAL => "EINVAL",
+        libc::EACCES => "EACCES",
+        _ => "",
+    };
+    let hint = if e == libc::EPERM {
+        ": needs CAP_NET_ADMIN over the socket's netns"
+    } else {
+        ""
+    };
+    if name.is_empty() {
+        format!("errno {e} ({msg}){hint}")
+    } else {
+        format!("{name} ({msg}){hint}")
+    }
+}
+
+/// Capabilities (`CAP_*` numbers) that `--method bpf` needs: loading
+/// (CAP_BPF), reading the sockets' fields (CAP_PERFMON), and destroying
+/// them or walking every netns (CAP_NET_ADMIN; the kernel also refuses to
+/// load a program that destroys sockets without it).
+const BPF_CAPS: [(u32, &str); 3] = [(39, "CAP_BPF"), (38, "CAP_PERFMON"), (12, "CAP_NET_ADMIN")];
+/// `--method diag`: SOCK_DESTROY and entering other netns.
+const DIAG_CAPS: [(u32, &str); 2] = [(12, "CAP_NET_ADMIN"), (21, "CAP_SYS_ADMIN")];
+
+/// The capabilities of `need` missing from `CapEff:` of /proc/self/status.
+fn missing_caps(status: &str, need: &[(u32, &'static str)]) -> Vec<&'static str> {
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or(0);
+    need.iter()
+        .filter(|(bit, _)| eff & (1u64 << bit) == 0)
+        .map(|(_, name)| *name)
+        .collect()
+}
+
+/// Refuses to start without the capabilities the method needs: the
+/// kernel's errors alone (EPERM from one socket, EACCES from the
+/// verifier) would not say which one is missing.
+fn check_caps(a: &SockDestroy) -> Result<(), Error> {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let (need, what): (&[(u32, &'static str)], &str) = match a.method {
+        Method::Bpf => (&BPF_CAPS, "--method bpf"),
+        Method::Diag => (&DIAG_CAPS, "--method diag"),
+    };
+    let missing = missing_caps(&status, need);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "sock destroy {what} needs {} (missing from the effective set)",
+        missing.join(", ")
+    )
+    .into())
 }
 
 /// Runs the command.
@@ -175,6 +277,10 @@ pub fn destroy(a: &SockDestroy) -> Result<Report, Error> {
         "all" => None,
         p => Some(open_netns(Path::new(p))?),
     };
+    if a.method == Method::Bpf && a.pin.as_ref().is_none_or(|d| !d.join("prog").exists()) {
+        object_path(a)?;
+    }
+    check_caps(a)?;
     let names = netns_names();
     let mut r = match a.method {
         Method::Bpf => by_bpf(a, only.as_ref().map(|(_, ino)| *ino))?,
@@ -277,6 +383,7 @@ fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Erro
         netns: Vec::new(),
         sockets: Vec::new(),
         unlisted: 0,
+        walk_errno: None,
         phases: Phases::default(),
     };
     r.phases.setup_s = t0.elapsed().as_secs_f64();
@@ -307,8 +414,16 @@ fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Erro
                         {
                             continue
                         }
-                        Err(_) => {
+                        Err(e) => {
                             c.errors += 1;
+                            r.sockets.push(FoundSock {
+                                netns_ino: *ino,
+                                proto: proto.name(),
+                                local: s.src,
+                                remote: s.dst,
+                                state: s.state,
+                                errno: Some(e.errno().unwrap_or(libc::EIO)),
+                            });
                             continue;
                         }
                     }
@@ -323,6 +438,7 @@ fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Erro
                     local: s.src,
                     remote: s.dst,
                     state: s.state,
+                    errno: None,
                 });
             }
         }
@@ -408,12 +524,15 @@ fn load(a: &SockDestroy) -> Result<Loaded, Error> {
         if dir.join("prog").exists() {
             let get = |n: &str| nk_bpf::pin::get(&dir.join(n));
             let prog = nk_bpf::ProgFd::from_owned(get("prog")?);
+            let stats = nk_bpf::MapFd::from_owned(get("nk_sd_stats")?);
+            let found = nk_bpf::MapFd::from_owned(get("nk_sd_found")?);
+            check_pinned(dir, &prog, &stats, &found)?;
             return Ok(Loaded {
                 _obj: None,
                 verified_insns: prog.verified_insns().unwrap_or(0),
                 prog,
-                stats: nk_bpf::MapFd::from_owned(get("nk_sd_stats")?),
-                found: nk_bpf::MapFd::from_owned(get("nk_sd_found")?),
+                stats,
+                found,
             });
         }
     }
@@ -448,6 +567,73 @@ fn load(a: &SockDestroy) -> Result<Loaded, Error> {
         verified_insns: l.prog.verified_insns().unwrap_or(0),
         ..l
     })
+}
+
+/// The layouts this nkctl reads: pins left by another version of the
+/// object (other records) are refused before anything is read from them.
+fn expected_layouts() -> [(&'static str, nk_bpf::MapLayout); 2] {
+    let array = |value: usize, max: u32| nk_bpf::MapLayout {
+        map_type: nk_sys::uapi::BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: value as u32,
+        max_entries: max,
+    };
+    [
+        ("nk_sd_stats", array(std::mem::size_of::<SdStats>(), 1)),
+        (
+            "nk_sd_found",
+            array(std::mem::size_of::<SdSock>(), SD_MAX_FOUND),
+        ),
+    ]
+}
+
+/// What is wrong with a pinned map, if anything.
+fn layout_mismatch(
+    name: &str,
+    got: &nk_bpf::MapLayout,
+    want: &nk_bpf::MapLayout,
+) -> Option<String> {
+    (got != want).then(|| {
+        format!(
+            "{name} is a map of type {} with {}-byte keys, {}-byte values and {} entries; \
+             this nkctl reads type {} with {}-byte keys, {}-byte values and {} entries",
+            got.map_type,
+            got.key_size,
+            got.value_size,
+            got.max_entries,
+            want.map_type,
+            want.key_size,
+            want.value_size,
+            want.max_entries
+        )
+    })
+}
+
+fn check_pinned(
+    dir: &Path,
+    prog: &nk_bpf::ProgFd,
+    stats: &nk_bpf::MapFd,
+    found: &nk_bpf::MapFd,
+) -> Result<(), Error> {
+    let ty = prog.prog_type()?;
+    let mut why = Vec::new();
+    if ty != nk_sys::uapi::BPF_PROG_TYPE_SYSCALL {
+        why.push(format!("prog is of type {ty}, not a syscall program"));
+    }
+    for ((name, want), map) in expected_layouts().iter().zip([stats, found]) {
+        why.extend(layout_mismatch(name, &map.layout()?, want));
+    }
+    if why.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "--pin {}: {} (pinned by another version of nk_sock_destroy.bpf.o? \
+         `rm -r {}` to load this one)",
+        dir.display(),
+        why.join("; "),
+        dir.display()
+    )
+    .into())
 }
 
 fn by_bpf(a: &SockDestroy, netns_ino: Option<u64>) -> Result<Report, Error> {
@@ -486,6 +672,7 @@ fn by_bpf(a: &SockDestroy, netns_ino: Option<u64>) -> Result<Report, Error> {
         netns: Vec::new(),
         sockets: Vec::new(),
         unlisted: st.found - listed,
+        walk_errno: (st.iter_err < 0).then_some(-st.iter_err),
         phases: Phases {
             setup_s,
             run_s,
@@ -510,16 +697,16 @@ fn by_bpf(a: &SockDestroy, netns_ino: Option<u64>) -> Result<Report, Error> {
             ino,
             ..Default::default()
         });
-        if s.failed != 0 {
+        let errno = (s.err != 0).then_some(i32::from(s.err));
+        if errno.is_some() {
             c.errors += 1;
-            continue;
-        }
-        if u32::from(s.proto) == NK_SD_TCP {
+        } else if u32::from(s.proto) == NK_SD_TCP {
             c.tcp += 1;
         } else {
             c.udp += 1;
         }
         r.sockets.push(FoundSock {
+            errno,
             netns_ino: ino,
             proto: if u32::from(s.proto) == NK_SD_TCP {
                 "tcp"
@@ -604,6 +791,26 @@ pub fn table(r: &Report) -> String {
             );
         }
     }
+    let failed: Vec<&FoundSock> = r.sockets.iter().filter(|k| k.errno.is_some()).collect();
+    if !failed.is_empty() {
+        let names: BTreeMap<u64, Option<String>> =
+            r.netns.iter().map(|n| (n.ino, n.name.clone())).collect();
+        s += &format!(
+            "\n{:<24} {:<5} {:<40} {:<40} ERROR\n",
+            "NETNS", "PROTO", "LOCAL", "REMOTE"
+        );
+        for k in failed {
+            let name = names.get(&k.netns_ino).cloned().flatten();
+            s += &format!(
+                "{:<24} {:<5} {:<40} {:<40} {}\n",
+                netns_label(k.netns_ino, &name),
+                k.proto,
+                k.local.to_string(),
+                k.remote.to_string(),
+                errno_text(k.errno.unwrap_or(0))
+            );
+        }
+    }
     let tcp: u32 = r.netns.iter().map(|n| n.tcp).sum();
     let udp: u32 = r.netns.iter().map(|n| n.udp).sum();
     let with = r.netns.iter().filter(|n| n.tcp + n.udp > 0).count();
@@ -617,6 +824,9 @@ pub fn table(r: &Report) -> String {
             Method::Diag => "diag",
         }
     );
+    if let Some(why) = r.failure() {
+        s += &format!("FAILED: {why}\n");
+    }
     if r.unlisted > 0 {
         s += &format!(
             "({} matches not listed: the found map is full)\n",
@@ -679,6 +889,100 @@ mod tests {
     }
 
     #[test]
+    fn missing_capabilities_are_named() {
+        // CAP_NET_ADMIN (12), CAP_SYS_ADMIN (21), CAP_PERFMON (38), CAP_BPF (39)
+        let all = "Name:\tnkctl\nCapEff:\t000000c000201000\n";
+        assert!(missing_caps(all, &BPF_CAPS).is_empty());
+        assert!(missing_caps(all, &DIAG_CAPS).is_empty());
+        let bpf_only = "CapEff:\t000000c000000000\n";
+        assert_eq!(missing_caps(bpf_only, &BPF_CAPS), ["CAP_NET_ADMIN"]);
+        assert_eq!(
+            missing_caps(bpf_only, &DIAG_CAPS),
+            ["CAP_NET_ADMIN", "CAP_SYS_ADMIN"]
+        );
+        assert_eq!(missing_caps("", &BPF_CAPS).len(), 3);
+    }
+
+    #[test]
+    fn pinned_layouts_of_another_version_are_refused() {
+        let [(name, want), _] = expected_layouts();
+        assert_eq!(layout_mismatch(name, &want, &want), None);
+        // The v1 stats record, 4 bytes shorter: the kernel would have
+        // written 4 bytes past a buffer of this version's size the other
+        // way round.
+        let old = nk_bpf::MapLayout {
+            value_size: 16,
+            ..want
+        };
+        let e = layout_mismatch(name, &old, &want).unwrap();
+        assert!(e.contains("16-byte values"), "{e}");
+        assert!(
+            e.contains(&format!("{}-byte values", want.value_size)),
+            "{e}"
+        );
+        assert_eq!(want.value_size, 20);
+    }
+
+    fn failed_report() -> Report {
+        let mut r = Report {
+            method: Method::Bpf,
+            dry_run: false,
+            backend: "10.0.0.2:8080".parse().unwrap(),
+            netns_walked: 2,
+            socks_walked: 10,
+            netns: vec![NetnsCount {
+                ino: 4026532300,
+                name: Some("pod-a".into()),
+                tcp: 1,
+                udp: 0,
+                errors: 1,
+            }],
+            sockets: vec![
+                FoundSock {
+                    netns_ino: 4026532300,
+                    proto: "tcp",
+                    local: "10.0.1.5:40000".parse().unwrap(),
+                    remote: "10.0.0.2:8080".parse().unwrap(),
+                    state: 1,
+                    errno: None,
+                },
+                FoundSock {
+                    netns_ino: 4026532300,
+                    proto: "udp",
+                    local: "10.0.1.6:50000".parse().unwrap(),
+                    remote: "10.0.0.2:8080".parse().unwrap(),
+                    state: 1,
+                    errno: Some(libc::EPERM),
+                },
+            ],
+            unlisted: 0,
+            walk_errno: None,
+            phases: Phases::default(),
+        };
+        r.sockets.sort();
+        r
+    }
+
+    #[test]
+    fn failures_are_reported_with_their_errno() {
+        let mut r = failed_report();
+        let why = r.failure().unwrap();
+        assert!(why.contains("1 of 2 destroys failed"), "{why}");
+        assert!(
+            why.contains("EPERM (Operation not permitted): needs CAP_NET_ADMIN"),
+            "{why}"
+        );
+        r.walk_errno = Some(libc::ENOMEM);
+        let why = r.failure().unwrap();
+        assert!(
+            why.starts_with("the socket walk stopped early (ENOMEM"),
+            "{why}"
+        );
+        insta::assert_snapshot!(table(&r));
+        insta::assert_snapshot!(crate::output::json(&r).unwrap());
+    }
+
+    #[test]
     fn report_snapshot() {
         let r = Report {
             method: Method::Bpf,
@@ -709,6 +1013,7 @@ mod tests {
                     local: "10.0.1.5:40000".parse().unwrap(),
                     remote: "10.0.0.2:8080".parse().unwrap(),
                     state: 1,
+                    errno: None,
                 },
                 FoundSock {
                     netns_ino: 4026532400,
@@ -716,9 +1021,11 @@ mod tests {
                     local: "10.0.1.6:50000".parse().unwrap(),
                     remote: "10.0.0.2:8080".parse().unwrap(),
                     state: 1,
+                    errno: None,
                 },
             ],
             unlisted: 0,
+            walk_errno: None,
             phases: Phases {
                 setup_s: 0.25,
                 run_s: 0.5,

@@ -39,7 +39,7 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("nkctl_endpoint", 4, 90, cases::tools::endpoint),
     ("netkit_runtime", 3, 60, cases::tools::netkit_runtime),
     ("e2e_datapath", 1, 90, cases::e2e::datapath),
-    ("sock_destroy", 7, 150, cases::sock::destroy),
+    ("sock_destroy", 9, 150, cases::sock::destroy),
     ("golden_script", 1, 60, golden::script),
 ];
 

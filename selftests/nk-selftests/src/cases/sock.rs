@@ -1,7 +1,7 @@
 //! `nkctl sock destroy`: the BPF method (the series' netns and socket
 //! iterators) and the SOCK_DIAG baseline find exactly the same sockets and
-//! destroy exactly those; a single netns can be picked; bad input is
-//! refused. Pods are named netns (so the diag method can reach them), each
+//! destroy exactly those; a single netns can be picked; bad input, a
+//! missing capability and pins of another object version are refused. Pods are named netns (so the diag method can reach them), each
 //! with TCP and UDP clients of two backends, the accepted sockets and a
 //! listener.
 
@@ -496,6 +496,75 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
             check!(!out.status.success(), "nkctl {args:?} succeeded");
             check!(err.contains(want), "nkctl {args:?}: {err:?} lacks {want:?}");
         }
+        Ok(())
+    });
+    r.sub("missing_capability_is_named", || -> TResult {
+        env::require_root()?;
+        env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
+        let pods = pods("c", 1)?;
+        for method in ["bpf", "diag"] {
+            let mut c = nkctl_cmd(ctx, &destroy_argv(method))?;
+            // SAFETY: the closure runs in the child between fork and exec
+            // and only calls prctl(2), which is async-signal-safe.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                    // Out of the bounding set: root's exec does not get it.
+                    const CAP_NET_ADMIN: libc::c_ulong = 12; // linux/capability.h
+                    if libc::prctl(libc::PR_CAPBSET_DROP, CAP_NET_ADMIN, 0, 0, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let out = c.output()?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            check!(
+                !out.status.success(),
+                "{method}: nkctl without CAP_NET_ADMIN succeeded"
+            );
+            check!(
+                err.contains("needs CAP_NET_ADMIN")
+                    && err.contains("missing from the effective set"),
+                "{method}: {err:?} does not name CAP_NET_ADMIN"
+            );
+            pods[0].check_destroyed(false)?;
+        }
+        Ok(())
+    });
+    r.sub("stale_pin_is_refused", || -> TResult {
+        env::require_root()?;
+        env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
+        let dir = format!("/sys/fs/bpf/nksd-{}-stale", std::process::id());
+        struct Unpin<'a>(&'a str);
+        impl Drop for Unpin<'_> {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(self.0);
+            }
+        }
+        let _unpin = Unpin(&dir);
+        let mut args = destroy_argv("bpf").to_vec();
+        args.extend(["--dry-run", "--pin", &dir]);
+        nkctl_json(ctx, &args)?;
+        // The stats record of another version of the object: 16 bytes
+        // where this one has 20. Read into this version's buffer, the
+        // kernel would write past it the other way round.
+        let stats = format!("{dir}/nk_sd_stats");
+        std::fs::remove_file(&stats)?;
+        let st = Command::new("bpftool")
+            .args([
+                "map", "create", &stats, "type", "array", "key", "4", "value", "16",
+            ])
+            .args(["entries", "1", "name", "nk_sd_stats"])
+            .status()?;
+        check!(st.success(), "bpftool map create: {st}");
+        let out = nkctl_raw(ctx, &args)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        check!(!out.status.success(), "nkctl with a stale pin succeeded");
+        check!(
+            err.contains("nk_sd_stats is a map of type 2 with 4-byte keys, 16-byte values")
+                && err.contains(&format!("rm -r {dir}")),
+            "{err:?} does not describe the stale pin"
+        );
         Ok(())
     });
 }
