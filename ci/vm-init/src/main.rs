@@ -421,10 +421,16 @@ fn run_one(e: &Entry, emit: &mut impl FnMut(&str)) -> Outcome {
                     Format::Ktap => format!("  {line}\n"),
                     Format::Raw => format!("  # {line}\n"),
                     Format::TestProgs => match tp.line(&line) {
-                        Some((n, name, outcome)) => {
+                        Some(test_progs::Item::Test(n, name, outcome)) => {
                             let mut w = ktap::Writer::default();
                             w.result(n, &name, &outcome);
                             format!("  # {line}\n  {}", w.take())
+                        }
+                        // Nested under the test whose result line follows.
+                        Some(test_progs::Item::Subtest(n, name, outcome)) => {
+                            let mut w = ktap::Writer::default();
+                            w.result(n, &name, &outcome);
+                            format!("  # {line}\n    {}", w.take())
                         }
                         None => format!("  # {line}\n"),
                     },

@@ -1,6 +1,8 @@
 //! The output of the kernel's `test_progs`, read line by line: its
-//! top-level results become KTAP subtests, and its closing `Summary:`
-//! line is the plan they are checked against.
+//! top-level results become KTAP subtests, its subtests (`#5/3 a/b:SKIP`)
+//! subtests of those, and its closing `Summary:` line is the plan they are
+//! checked against. A skipped subtest is therefore seen, and checked
+//! against selftests/expected-skips, like any other skip.
 //!
 //! After a failure test_progs prints `All error logs:` and then the log
 //! of every failed test again, result line included; those repeats are
@@ -14,7 +16,14 @@ pub fn result_line(line: &str) -> Option<(u32, String, Outcome)> {
     let rest = line.strip_prefix('#')?;
     let (num, rest) = rest.split_once(char::is_whitespace)?;
     let n: u32 = num.parse().ok()?;
-    let (name, verdict) = rest.trim().rsplit_once(':')?;
+    // `name:OK (SKIP: 1/31)`: the count of skipped subtests, which are
+    // results of their own.
+    let rest = rest.trim();
+    let rest = match rest.rsplit_once(" (SKIP: ") {
+        Some((r, tail)) if tail.ends_with(')') => r,
+        _ => rest,
+    };
+    let (name, verdict) = rest.rsplit_once(':')?;
     let outcome = match verdict.trim() {
         "OK" => Outcome::Pass,
         "FAIL" => Outcome::Fail,
@@ -22,6 +31,31 @@ pub fn result_line(line: &str) -> Option<(u32, String, Outcome)> {
         _ => return None,
     };
     Some((n, name.trim().to_string(), outcome))
+}
+
+/// A test_progs subtest line: `#12/3    name/sub:SKIP` -> (12, 3, sub,
+/// outcome). Top-level lines give None.
+pub fn subtest_line(line: &str) -> Option<(u32, u32, String, Outcome)> {
+    let rest = line.strip_prefix('#')?;
+    let (num, rest) = rest.split_once(char::is_whitespace)?;
+    let (n, m) = num.split_once('/')?;
+    let (n, m): (u32, u32) = (n.parse().ok()?, m.parse().ok()?);
+    let (name, verdict) = rest.trim().rsplit_once(':')?;
+    let outcome = match verdict.trim() {
+        "OK" => Outcome::Pass,
+        "FAIL" => Outcome::Fail,
+        "SKIP" => Outcome::Skip("skipped by test_progs".into()),
+        _ => return None,
+    };
+    let sub = name.trim().split_once('/').map_or(name.trim(), |(_, s)| s);
+    Some((n, m, sub.to_string(), outcome))
+}
+
+/// What a test printed as the reason of a skip: `func:SKIP:reason`.
+fn skip_reason(line: &str) -> Option<&str> {
+    let (_, why) = line.split_once(":SKIP:")?;
+    let why = why.trim();
+    (!why.is_empty()).then_some(why)
 }
 
 /// `Summary: 5/12 PASSED, 1 SKIPPED, 0 FAILED` -> (5, 12, 1, 0): tests
@@ -49,17 +83,28 @@ pub fn summary_line(line: &str) -> Option<(u32, u32, u32, u32)> {
     Some((passed?, sub_passed?, skipped?, failed?))
 }
 
+/// A new result read from a line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// A top-level test: number, name, outcome.
+    Test(u32, String, Outcome),
+    /// A subtest of the test that follows: its number, name and outcome.
+    Subtest(u32, String, Outcome),
+}
+
 /// What has been read of one test_progs run.
 #[derive(Debug, Default)]
 pub struct Reader {
     in_error_logs: bool,
     results: Vec<(u32, String, Outcome)>,
+    subtests: Vec<(u32, u32, Outcome)>,
+    skip_reason: Option<String>,
     summary: Option<(u32, u32, u32, u32)>,
 }
 
 impl Reader {
-    /// Reads one line; returns it as a new top-level result if it is one.
-    pub fn line(&mut self, line: &str) -> Option<(u32, String, Outcome)> {
+    /// Reads one line; returns it as a new result if it is one.
+    pub fn line(&mut self, line: &str) -> Option<Item> {
         if line.trim() == "All error logs:" {
             self.in_error_logs = true;
             return None;
@@ -71,12 +116,30 @@ impl Reader {
         if self.in_error_logs {
             return None;
         }
-        let r = result_line(line)?;
-        if self.results.iter().any(|(n, _, _)| *n == r.0) {
+        if let Some((n, m, name, mut outcome)) = subtest_line(line) {
+            if self.subtests.iter().any(|(a, b, _)| (*a, *b) == (n, m)) {
+                return None;
+            }
+            if let (Outcome::Skip(why), Some(r)) = (&mut outcome, self.skip_reason.take()) {
+                *why = r;
+            }
+            self.subtests.push((n, m, outcome.clone()));
+            return Some(Item::Subtest(m, name, outcome));
+        }
+        if let Some(why) = skip_reason(line) {
+            self.skip_reason = Some(why.to_string());
             return None;
         }
-        self.results.push(r.clone());
-        Some(r)
+        let (n, name, mut outcome) = result_line(line)?;
+        if self.results.iter().any(|(k, _, _)| *k == n) {
+            return None;
+        }
+        if let (Outcome::Skip(why), Some(r)) = (&mut outcome, self.skip_reason.take()) {
+            *why = r;
+        }
+        self.skip_reason = None;
+        self.results.push((n, name.clone(), outcome.clone()));
+        Some(Item::Test(n, name, outcome))
     }
 
     /// The results read, in order.
@@ -102,12 +165,26 @@ impl Reader {
                 passed + failed
             )];
         }
+        let (_, sub_passed, _, _) = self.summary.unwrap_or_default();
+        let ok = self
+            .subtests
+            .iter()
+            .filter(|(_, _, o)| *o == Outcome::Pass)
+            .count() as u32;
+        if sub_passed != ok {
+            return vec![format!(
+                "test_progs' Summary counts {sub_passed} passed subtest(s) \
+                 but printed {ok} passed subtest line(s)"
+            )];
+        }
         vec![]
     }
 
-    /// Whether any test failed.
+    /// Whether any test or subtest failed.
     pub fn failed(&self) -> bool {
-        self.results.iter().any(|r| r.2 == Outcome::Fail) || self.summary.is_some_and(|s| s.3 > 0)
+        self.results.iter().any(|r| r.2 == Outcome::Fail)
+            || self.subtests.iter().any(|r| r.2 == Outcome::Fail)
+            || self.summary.is_some_and(|s| s.3 > 0)
     }
 }
 
@@ -122,8 +199,58 @@ mod tests {
             Some((6, "tc_netkit_pkt_type".into(), Outcome::Pass))
         );
         assert_eq!(result_line("#7 x:FAIL").map(|r| r.2), Some(Outcome::Fail));
+        assert_eq!(
+            result_line("#5       netns_sock_iter:OK (SKIP: 1/31)"),
+            Some((5, "netns_sock_iter".into(), Outcome::Pass))
+        );
         assert_eq!(result_line("#6/1     tc_netkit_pkt_type/l2:OK"), None);
         assert_eq!(result_line("# Summary: 6/0 PASSED"), None);
+        assert_eq!(
+            subtest_line("#6/1     tc_netkit_pkt_type/l2:OK"),
+            Some((6, 1, "l2".into(), Outcome::Pass))
+        );
+        assert_eq!(subtest_line("#6       tc_netkit_pkt_type:OK"), None);
+    }
+
+    #[test]
+    fn subtests_are_results_with_their_skip_reason() {
+        let mut r = Reader::default();
+        let items: Vec<Item> = [
+            "#5/1     t/a:OK",
+            "test_b:SKIP:no failslab (CONFIG_FAILSLAB)",
+            "#5/2     t/b:SKIP",
+            "#5/3     t/c:SKIP",
+            "#5       t:OK",
+            "Summary: 1/1 PASSED, 2 SKIPPED, 0 FAILED",
+        ]
+        .iter()
+        .filter_map(|l| r.line(l))
+        .collect();
+        assert_eq!(
+            items,
+            [
+                Item::Subtest(1, "a".into(), Outcome::Pass),
+                Item::Subtest(
+                    2,
+                    "b".into(),
+                    Outcome::Skip("no failslab (CONFIG_FAILSLAB)".into())
+                ),
+                Item::Subtest(3, "c".into(), Outcome::Skip("skipped by test_progs".into())),
+                Item::Test(5, "t".into(), Outcome::Pass),
+            ]
+        );
+        assert!(r.problems().is_empty(), "{:?}", r.problems());
+        assert!(!r.failed());
+        // A passed subtest the Summary does not count (or the other way).
+        let r = read("#1/1 a/x:OK\n#1 a:OK\nSummary: 1/2 PASSED, 0 SKIPPED, 0 FAILED\n");
+        assert!(
+            r.problems()[0].contains("2 passed subtest(s)"),
+            "{:?}",
+            r.problems()
+        );
+        // A failed subtest fails the run even if its test says OK.
+        let r = read("#1/1 a/x:FAIL\n#1 a:OK\nSummary: 1/0 PASSED, 0 SKIPPED, 0 FAILED\n");
+        assert!(r.failed());
     }
 
     fn read(text: &str) -> Reader {

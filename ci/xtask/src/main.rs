@@ -131,7 +131,7 @@ fn main() {
                     deps::ensure(&ctx.target)?;
                     let args = kernel::KernelArgs {
                         profile: kernel::Profile::Vm,
-                        src: kernel::Source::of(kernel::BaseName::Lts612),
+                        src: kernel::Source::of(vmtest::BINDINGS_BASE),
                         base_only: false,
                         config_only: false,
                     };

@@ -23,9 +23,10 @@ use crate::Ctx;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Source {
     /// The base: Debian's linux-source of this version, with the series
-    /// of patches/<base>/ (7.3: patches/mainline/).
-    #[arg(long, value_enum, default_value = "6.12")]
-    pub base: BaseName,
+    /// of patches/<base>/ (7.3: patches/mainline/). Default: 7.3;
+    /// `cargo xtask test` without it runs on every maintained base.
+    #[arg(long, value_enum)]
+    pub base: Option<BaseName>,
     /// A kernel tree to use as the base instead of Debian's package; its
     /// series is chosen by the tree's VERSION.PATCHLEVEL, or by --series.
     #[arg(long, value_name = "DIR")]
@@ -39,10 +40,15 @@ impl Source {
     /// Debian's package of `base`, with its own series.
     pub fn of(base: BaseName) -> Source {
         Source {
-            base,
+            base: Some(base),
             kernel_src: None,
             series: None,
         }
+    }
+
+    /// The base asked for, or mainline.
+    pub fn base(&self) -> BaseName {
+        self.base.unwrap_or(BaseName::Mainline)
     }
 }
 
@@ -140,7 +146,7 @@ fn build_stamp(tree: &Path, build: &Path) -> Result<String> {
 
 /// Prepares the tree and builds the kernel, headers and bpftool.
 pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
-    let base = base::prepare(ctx, args.src.base, args.src.kernel_src.as_deref())?;
+    let base = base::prepare(ctx, args.src.base(), args.src.kernel_src.as_deref())?;
     let series_name = series::choose(ctx, &args.src, &base)?;
     let series = series::Series::load(&ctx.root.join("patches").join(&series_name))?;
     let (tree, patches) = if args.base_only {

@@ -114,7 +114,7 @@ pub fn choose(ctx: &Ctx, args: &super::Source, base: &Base) -> Result<String> {
         return Ok(s.clone());
     }
     if args.kernel_src.is_none() {
-        return Ok(args.base.series().to_string());
+        return Ok(args.base().series().to_string());
     }
     match super::BaseName::for_version(&base.version) {
         Some(b) => {

@@ -59,7 +59,7 @@ pub struct ExportArgs {
 #[derive(Clone, Debug, clap::Args)]
 pub struct ImportArgs {
     /// The series to replace: a directory under patches/.
-    #[arg(long, value_name = "NAME", default_value = "6.12")]
+    #[arg(long, value_name = "NAME", default_value = "mainline")]
     pub series: String,
     /// The developer's kernel git tree.
     #[arg(long, value_name = "KERNEL_GIT_DIR")]

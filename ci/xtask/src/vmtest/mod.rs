@@ -29,7 +29,7 @@ use nk_init::plan::{Entry, Format};
 
 pub use bench::{run as bench, BenchArgs};
 pub use counts::Counts;
-pub use test::test;
+pub use test::{test, BINDINGS_BASE};
 
 use crate::kernel::{self, KernelArgs};
 use crate::progress::Stage;

@@ -84,6 +84,14 @@ const CASES: &[Case] = &[
         check: |t, _| t.subtests.len() == 2,
     },
     Case {
+        name: "runner.test_progs_subtest_skip",
+        format: Format::TestProgs,
+        sh: "printf '#1/1     a/x:OK\\nt_y:SKIP:not listed either\\n#1/2     a/y:SKIP\\n#1       a:OK (SKIP: 1/2)\\nSummary: 1/1 PASSED, 1 SKIPPED, 0 FAILED\\n'",
+        timeout: 10,
+        want: "fail",
+        check: |t, _| says(t, "runner.test_progs_subtest_skip/a/y: not listed either"),
+    },
+    Case {
         name: "runner.test_progs_no_summary",
         format: Format::TestProgs,
         sh: "printf '#1       a:OK\\n'",

@@ -1,6 +1,8 @@
 //! `cargo xtask test`: the unprivileged unit tests, the hygiene checks,
-//! then on one build of kernel, userspace and BPF objects the bindings
-//! check, the runner self-test and the test plan (`--repeat N` times).
+//! then, for every maintained base (or the one `--base` names), on one
+//! build of kernel, userspace and BPF objects: the runner self-test and
+//! the test plan (`--repeat N` times). The bindings are checked against
+//! the headers of the base they are generated from (6.12).
 
 use anyhow::{Context, Result};
 use ktap::Outcome;
@@ -8,6 +10,7 @@ use std::collections::BTreeMap;
 use xshell::cmd;
 
 use super::{prepare, run_prepared, Counts, Prepared, VmtestArgs};
+use crate::kernel::BaseName;
 use crate::progress::Stage;
 use crate::Ctx;
 
@@ -22,23 +25,41 @@ pub fn test(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
         .context("unit tests failed")?;
     stage.done("unit tests passed");
     crate::hygiene::run(ctx)?;
-    // Kernel, userspace and BPF objects are built once for every VM run.
-    let p = prepare(ctx, args)?;
-    // Generated files are up to date with the patched kernel's headers.
-    crate::bindings::run(&ctx.root, &p.k.headers, true)?;
-    let selftest = VmtestArgs {
-        runner_selftest: true,
-        bench: None,
-        filter: vec![],
-        ..args.clone()
+    let bases: Vec<BaseName> = match (args.kernel.src.base, &args.kernel.src.kernel_src) {
+        (Some(b), _) => vec![b],
+        // A tree of its own: its own base only.
+        (None, Some(_)) => vec![args.kernel.src.base()],
+        (None, None) => BaseName::ALL.to_vec(),
     };
-    let a = run_prepared(ctx, &selftest, &p)?.counts;
-    println!("runner self-test: {a}");
-    let b = repeat(ctx, args, &p)?;
-    let total = a + b;
+    let mut total = Counts::default();
+    for base in bases {
+        let mut a = args.clone();
+        a.kernel.src.base = Some(base);
+        eprintln!("==> test: base {}", base.version());
+        // Kernel, userspace and BPF objects are built once for every VM run.
+        let p = prepare(ctx, &a)?;
+        if base == BINDINGS_BASE && a.kernel.src.kernel_src.is_none() {
+            // Generated files are up to date with the patched kernel's headers.
+            crate::bindings::run(&ctx.root, &p.k.headers, true)?;
+        }
+        let selftest = VmtestArgs {
+            runner_selftest: true,
+            bench: None,
+            filter: vec![],
+            ..a.clone()
+        };
+        let s = run_prepared(ctx, &selftest, &p)?.counts;
+        println!("runner self-test ({}): {s}", base.version());
+        let r = repeat(ctx, &a, &p)?;
+        println!("plan ({}): {r}", base.version());
+        total = total + s + r;
+    }
     total.print();
     Ok(total.ok())
 }
+
+/// The base whose headers `cargo xtask bindings` generates nk-uapi from.
+pub const BINDINGS_BASE: BaseName = BaseName::Lts612;
 
 /// What failed in one run: its failed or timed-out tests, and the run
 /// itself when a splat came before the first test or it was aborted,
