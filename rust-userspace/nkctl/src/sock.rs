@@ -405,32 +405,24 @@ fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Erro
             let socks = ds.dump(family(&a.backend), proto, states)?;
             r.socks_walked += socks.len() as u64;
             for s in socks.iter().filter(|s| s.dst == a.backend) {
-                if !a.dry_run {
+                let errno = if a.dry_run {
+                    None
+                } else {
                     match ds.destroy(s) {
-                        Ok(()) => {}
+                        Ok(()) => None,
                         // Closed since the dump: nothing left to destroy.
                         Err(nk_netlink::Error::Kernel { ref source, .. })
                             if source.raw_os_error() == Some(libc::ENOENT) =>
                         {
                             continue
                         }
-                        Err(e) => {
-                            c.errors += 1;
-                            r.sockets.push(FoundSock {
-                                netns_ino: *ino,
-                                proto: proto.name(),
-                                local: s.src,
-                                remote: s.dst,
-                                state: s.state,
-                                errno: Some(e.errno().unwrap_or(libc::EIO)),
-                            });
-                            continue;
-                        }
+                        Err(e) => Some(e.errno().unwrap_or(libc::EIO)),
                     }
-                }
-                match proto {
-                    Proto::Tcp => c.tcp += 1,
-                    Proto::Udp => c.udp += 1,
+                };
+                match (errno, proto) {
+                    (Some(_), _) => c.errors += 1,
+                    (None, Proto::Tcp) => c.tcp += 1,
+                    (None, Proto::Udp) => c.udp += 1,
                 }
                 r.sockets.push(FoundSock {
                     netns_ino: *ino,
@@ -438,7 +430,7 @@ fn by_diag(a: &SockDestroy, only: Option<(NetnsFd, u64)>) -> Result<Report, Erro
                     local: s.src,
                     remote: s.dst,
                     state: s.state,
-                    errno: None,
+                    errno,
                 });
             }
         }
@@ -749,6 +741,37 @@ fn netns_label(ino: u64, name: &Option<String>) -> String {
     }
 }
 
+/// A table of sockets, after a blank line, with `last` as the last column;
+/// nothing for no socket.
+fn sock_list<'a>(
+    r: &Report,
+    socks: impl Iterator<Item = &'a FoundSock>,
+    last: &str,
+    cell: impl Fn(&FoundSock) -> String,
+) -> String {
+    let names: BTreeMap<u64, Option<String>> =
+        r.netns.iter().map(|n| (n.ino, n.name.clone())).collect();
+    let mut s = String::new();
+    for k in socks {
+        if s.is_empty() {
+            s += &format!(
+                "\n{:<24} {:<5} {:<40} {:<40} {last}\n",
+                "NETNS", "PROTO", "LOCAL", "REMOTE"
+            );
+        }
+        let name = names.get(&k.netns_ino).cloned().flatten();
+        s += &format!(
+            "{:<24} {:<5} {:<40} {:<40} {}\n",
+            netns_label(k.netns_ino, &name),
+            k.proto,
+            k.local.to_string(),
+            k.remote.to_string(),
+            cell(k)
+        );
+    }
+    s
+}
+
 /// The human-readable report.
 pub fn table(r: &Report) -> String {
     let mut s = String::new();
@@ -772,45 +795,11 @@ pub fn table(r: &Report) -> String {
             );
         }
     }
-    if r.dry_run && !r.sockets.is_empty() {
-        let names: BTreeMap<u64, Option<String>> =
-            r.netns.iter().map(|n| (n.ino, n.name.clone())).collect();
-        s += &format!(
-            "\n{:<24} {:<5} {:<40} {:<40} STATE\n",
-            "NETNS", "PROTO", "LOCAL", "REMOTE"
-        );
-        for k in &r.sockets {
-            let name = names.get(&k.netns_ino).cloned().flatten();
-            s += &format!(
-                "{:<24} {:<5} {:<40} {:<40} {}\n",
-                netns_label(k.netns_ino, &name),
-                k.proto,
-                k.local.to_string(),
-                k.remote.to_string(),
-                state_name(k.state)
-            );
-        }
+    if r.dry_run {
+        s += &sock_list(r, r.sockets.iter(), "STATE", |k| state_name(k.state));
     }
-    let failed: Vec<&FoundSock> = r.sockets.iter().filter(|k| k.errno.is_some()).collect();
-    if !failed.is_empty() {
-        let names: BTreeMap<u64, Option<String>> =
-            r.netns.iter().map(|n| (n.ino, n.name.clone())).collect();
-        s += &format!(
-            "\n{:<24} {:<5} {:<40} {:<40} ERROR\n",
-            "NETNS", "PROTO", "LOCAL", "REMOTE"
-        );
-        for k in failed {
-            let name = names.get(&k.netns_ino).cloned().flatten();
-            s += &format!(
-                "{:<24} {:<5} {:<40} {:<40} {}\n",
-                netns_label(k.netns_ino, &name),
-                k.proto,
-                k.local.to_string(),
-                k.remote.to_string(),
-                errno_text(k.errno.unwrap_or(0))
-            );
-        }
-    }
+    let failed = r.sockets.iter().filter(|k| k.errno.is_some());
+    s += &sock_list(r, failed, "ERROR", |k| errno_text(k.errno.unwrap_or(0)));
     let tcp: u32 = r.netns.iter().map(|n| n.tcp).sum();
     let udp: u32 = r.netns.iter().map(|n| n.udp).sum();
     let with = r.netns.iter().filter(|n| n.tcp + n.udp > 0).count();
@@ -923,6 +912,17 @@ mod tests {
         assert_eq!(want.value_size, 20);
     }
 
+    fn sock(ino: u64, proto: &'static str, local: &str, errno: Option<i32>) -> FoundSock {
+        FoundSock {
+            netns_ino: ino,
+            proto,
+            local: local.parse().unwrap(),
+            remote: "10.0.0.2:8080".parse().unwrap(),
+            state: 1,
+            errno,
+        }
+    }
+
     fn failed_report() -> Report {
         let mut r = Report {
             method: Method::Bpf,
@@ -938,22 +938,8 @@ mod tests {
                 errors: 1,
             }],
             sockets: vec![
-                FoundSock {
-                    netns_ino: 4026532300,
-                    proto: "tcp",
-                    local: "10.0.1.5:40000".parse().unwrap(),
-                    remote: "10.0.0.2:8080".parse().unwrap(),
-                    state: 1,
-                    errno: None,
-                },
-                FoundSock {
-                    netns_ino: 4026532300,
-                    proto: "udp",
-                    local: "10.0.1.6:50000".parse().unwrap(),
-                    remote: "10.0.0.2:8080".parse().unwrap(),
-                    state: 1,
-                    errno: Some(libc::EPERM),
-                },
+                sock(4026532300, "tcp", "10.0.1.5:40000", None),
+                sock(4026532300, "udp", "10.0.1.6:50000", Some(libc::EPERM)),
             ],
             unlisted: 0,
             walk_errno: None,
@@ -1007,22 +993,8 @@ mod tests {
                 },
             ],
             sockets: vec![
-                FoundSock {
-                    netns_ino: 4026532300,
-                    proto: "tcp",
-                    local: "10.0.1.5:40000".parse().unwrap(),
-                    remote: "10.0.0.2:8080".parse().unwrap(),
-                    state: 1,
-                    errno: None,
-                },
-                FoundSock {
-                    netns_ino: 4026532400,
-                    proto: "udp",
-                    local: "10.0.1.6:50000".parse().unwrap(),
-                    remote: "10.0.0.2:8080".parse().unwrap(),
-                    state: 1,
-                    errno: None,
-                },
+                sock(4026532300, "tcp", "10.0.1.5:40000", None),
+                sock(4026532400, "udp", "10.0.1.6:50000", None),
             ],
             unlisted: 0,
             walk_errno: None,

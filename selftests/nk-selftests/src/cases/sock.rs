@@ -212,6 +212,15 @@ pub fn nkctl_cmd(ctx: &Ctx, args: &[&str]) -> Result<Command, Stop> {
     Ok(c)
 }
 
+/// Removes a bpffs pin directory when dropped.
+struct Unpin<'a>(&'a str);
+
+impl Drop for Unpin<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0);
+    }
+}
+
 fn nkctl_raw(ctx: &Ctx, args: &[&str]) -> Result<std::process::Output, Stop> {
     Ok(nkctl_cmd(ctx, args)?.output()?)
 }
@@ -315,12 +324,6 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
         env::require_root()?;
         env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
         let dir = format!("/sys/fs/bpf/nksd-{}", std::process::id());
-        struct Unpin<'a>(&'a str);
-        impl Drop for Unpin<'_> {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(self.0);
-            }
-        }
         let _unpin = Unpin(&dir);
         for round in 0..2 {
             let pods = pods(&format!("p{round}"), 2)?;
@@ -535,12 +538,6 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
         env::require_root()?;
         env::bpf_obj(&ctx.bpf_dir, "nk_sock_destroy.bpf.o")?;
         let dir = format!("/sys/fs/bpf/nksd-{}-stale", std::process::id());
-        struct Unpin<'a>(&'a str);
-        impl Drop for Unpin<'_> {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(self.0);
-            }
-        }
         let _unpin = Unpin(&dir);
         let mut args = destroy_argv("bpf").to_vec();
         args.extend(["--dry-run", "--pin", &dir]);
