@@ -129,13 +129,14 @@ static __always_inline void nk_sd_destroyed(int err, struct nk_sd_sock *s,
 		s->err = -err;
 }
 
+#ifdef NK_SOCK_ITER_V2
+/* The first error that made a walk stop early, or new fail. */
 static __always_inline void nk_sd_iter_err(int err, struct nk_sd_stats *st)
 {
 	if (err && !st->iter_err)
 		st->iter_err = err;
 }
 
-#ifdef NK_SOCK_ITER_V2
 /* The TCP and UDP sockets of @net, or of every netns for NULL. */
 static __always_inline void nk_sd_walk(struct net *net,
 				       const struct nk_sd_args *a,
