@@ -27,7 +27,18 @@ mod sock;
 use clap::Parser;
 
 fn main() {
-    let args = cli::Cli::parse();
+    // Before parsing: a command line clap refuses is still a --json run.
+    let json = std::env::args().any(|a| a == "--json");
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) if json && e.use_stderr() => {
+            // Valid JSON on stdout, the usage text on stderr.
+            let msg = e.kind().to_string();
+            print!("{}", output::error_json(&msg, None));
+            e.exit()
+        }
+        Err(e) => e.exit(),
+    };
     match cli::run(args) {
         Ok(cli::Done { out, failed }) => {
             print!("{out}");
@@ -37,6 +48,10 @@ fn main() {
             }
         }
         Err(e) => {
+            if json {
+                let errno = output::errno_of(&*e);
+                print!("{}", output::error_json(&e.to_string(), errno));
+            }
             eprintln!("nkctl: {e}");
             std::process::exit(1);
         }

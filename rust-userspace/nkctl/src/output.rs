@@ -9,6 +9,35 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<String, serde_json::Error> {
     Ok(serde_json::to_string_pretty(v)? + "\n")
 }
 
+/// An error as `--json` prints it, as bpftool does: `{"error": ...}`,
+/// with the errno when the failing call had one.
+#[derive(serde::Serialize)]
+pub struct ErrorJson<'a> {
+    /// What failed, as the table output says it.
+    pub error: &'a str,
+    /// The kernel's errno.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+}
+
+/// The errno carried by one of the workspace's errors, if any.
+pub fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    if let Some(e) = e.downcast_ref::<nk_netlink::Error>() {
+        return e.errno();
+    }
+    if let Some(e) = e.downcast_ref::<nk_bpf::Error>() {
+        return e.errno();
+    }
+    e.downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::raw_os_error)
+}
+
+/// `{"error": ...}`: never fails, a message is a string.
+pub fn error_json(msg: &str, errno: Option<i32>) -> String {
+    json(&ErrorJson { error: msg, errno })
+        .unwrap_or_else(|_| "{\"error\": \"unprintable error\"}\n".into())
+}
+
 fn mac(a: &Option<Vec<u8>>) -> String {
     match a {
         Some(b) if b.len() == 6 && b.iter().any(|x| *x != 0) => b
@@ -169,6 +198,18 @@ mod tests {
     use super::*;
     use nk_bpf::Direction;
     use nk_netlink::{NetkitInfo, NetkitMode, NetkitPolicy};
+
+    #[test]
+    fn errors_are_json() {
+        let e = error_json("RTM_NEWLINK nk0: \"quoted\"", Some(17));
+        let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+        assert_eq!(v["error"], "RTM_NEWLINK nk0: \"quoted\"");
+        assert_eq!(v["errno"], 17);
+        let v: serde_json::Value = serde_json::from_str(&error_json("usage", None)).unwrap();
+        assert!(v.get("errno").is_none());
+        let io: Box<dyn std::error::Error> = Box::new(std::io::Error::from_raw_os_error(2));
+        assert_eq!(errno_of(&*io), Some(2));
+    }
 
     #[test]
     fn link_table_snapshot() {

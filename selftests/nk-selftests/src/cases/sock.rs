@@ -498,6 +498,18 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
             let err = String::from_utf8_lossy(&out.stderr);
             check!(!out.status.success(), "nkctl {args:?} succeeded");
             check!(err.contains(want), "nkctl {args:?}: {err:?} lacks {want:?}");
+            // With --json, the error is JSON on stdout too.
+            let out = nkctl_raw(ctx, &[&["--json", "sock", "destroy"][..], &args].concat())?;
+            check!(!out.status.success(), "nkctl --json {args:?} succeeded");
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+                Stop::Fail(format!("nkctl --json {args:?}: stdout is not JSON: {e}"))
+            })?;
+            let msg = v["error"].as_str().unwrap_or_default();
+            // clap's own refusals carry their kind, not the text.
+            check!(
+                msg.contains(want) || !msg.is_empty() && want == "invalid socket address",
+                "nkctl --json {args:?}: {v} lacks {want:?}"
+            );
         }
         Ok(())
     });
