@@ -120,9 +120,7 @@ impl Reader {
             if self.subtests.iter().any(|(a, b, _)| (*a, *b) == (n, m)) {
                 return None;
             }
-            if let (Outcome::Skip(why), Some(r)) = (&mut outcome, self.skip_reason.take()) {
-                *why = r;
-            }
+            self.give_reason(&mut outcome);
             self.subtests.push((n, m, outcome.clone()));
             return Some(Item::Subtest(m, name, outcome));
         }
@@ -134,12 +132,17 @@ impl Reader {
         if self.results.iter().any(|(k, _, _)| *k == n) {
             return None;
         }
-        if let (Outcome::Skip(why), Some(r)) = (&mut outcome, self.skip_reason.take()) {
-            *why = r;
-        }
-        self.skip_reason = None;
+        self.give_reason(&mut outcome);
         self.results.push((n, name.clone(), outcome.clone()));
         Some(Item::Test(n, name, outcome))
+    }
+
+    /// A skip gets the reason its test printed; a reason printed for a
+    /// result is not kept for the next one.
+    fn give_reason(&mut self, outcome: &mut Outcome) {
+        if let (Outcome::Skip(why), Some(r)) = (outcome, self.skip_reason.take()) {
+            *why = r;
+        }
     }
 
     /// The results read, in order.

@@ -277,7 +277,8 @@ pub fn destroy(a: &SockDestroy) -> Result<Report, Error> {
         "all" => None,
         p => Some(open_netns(Path::new(p))?),
     };
-    if a.method == Method::Bpf && a.pin.as_ref().is_none_or(|d| !d.join("prog").exists()) {
+    // The object is read unless a pinned program serves the run.
+    if a.method == Method::Bpf && pinned_dir(a).is_none() {
         object_path(a)?;
     }
     check_caps(a)?;
@@ -510,23 +511,26 @@ fn object_path(a: &SockDestroy) -> Result<&Path, Error> {
 
 /// The pinned program of `--pin DIR` if there is one (the object is not
 /// read then), else the object loaded (and pinned with `--pin`).
+/// `--pin DIR` when DIR already holds the pinned program.
+fn pinned_dir(a: &SockDestroy) -> Option<&Path> {
+    a.pin.as_deref().filter(|d| d.join("prog").exists())
+}
+
 fn load(a: &SockDestroy) -> Result<Loaded, Error> {
     let pin = a.pin.as_deref();
-    if let Some(dir) = pin {
-        if dir.join("prog").exists() {
-            let get = |n: &str| nk_bpf::pin::get(&dir.join(n));
-            let prog = nk_bpf::ProgFd::from_owned(get("prog")?);
-            let stats = nk_bpf::MapFd::from_owned(get("nk_sd_stats")?);
-            let found = nk_bpf::MapFd::from_owned(get("nk_sd_found")?);
-            check_pinned(dir, &prog, &stats, &found)?;
-            return Ok(Loaded {
-                _obj: None,
-                verified_insns: prog.verified_insns().unwrap_or(0),
-                prog,
-                stats,
-                found,
-            });
-        }
+    if let Some(dir) = pinned_dir(a) {
+        let get = |n: &str| nk_bpf::pin::get(&dir.join(n));
+        let prog = nk_bpf::ProgFd::from_owned(get("prog")?);
+        let stats = nk_bpf::MapFd::from_owned(get("nk_sd_stats")?);
+        let found = nk_bpf::MapFd::from_owned(get("nk_sd_found")?);
+        check_pinned(dir, &prog, &stats, &found)?;
+        return Ok(Loaded {
+            _obj: None,
+            verified_insns: prog.verified_insns().unwrap_or(0),
+            prog,
+            stats,
+            found,
+        });
     }
     if let Some(dir) = pin {
         // Before loading anything: the directory or, if it does not exist
