@@ -251,10 +251,15 @@ pub fn parse(text: &str) -> Document {
         })
         .collect();
     let mut pos = 0;
-    parse_level(&lines, &mut pos, 0)
+    parse_level(&lines, &mut pos, 0, 0)
 }
 
-fn parse_level(lines: &[(usize, &str)], pos: &mut usize, depth: usize) -> Document {
+/// Parses the lines indented by `indent` (in units of two spaces) from
+/// `pos` on, `level` blocks deep. A deeper block is one level deeper
+/// however far it is indented: kselftest indents by two spaces, KUnit by
+/// four.
+fn parse_level(lines: &[(usize, &str)], pos: &mut usize, indent: usize, level: usize) -> Document {
+    let depth = indent;
     let mut doc = Document::default();
     let mut diags = Vec::new();
     let mut pending_sub: Option<Document> = None;
@@ -264,14 +269,14 @@ fn parse_level(lines: &[(usize, &str)], pos: &mut usize, depth: usize) -> Docume
             *pos += 1;
             continue;
         }
-        if d > depth && depth >= MAX_DEPTH {
+        if d > depth && level >= MAX_DEPTH {
             *pos += 1;
             diags.push(format!("(nested deeper than {MAX_DEPTH} levels) {line}"));
             continue;
         }
         if d > depth {
             // A nested block: everything deeper belongs to the next result.
-            let sub = parse_level(lines, pos, depth + 1);
+            let sub = parse_level(lines, pos, d, level + 1);
             match &mut pending_sub {
                 Some(p) => {
                     p.results.extend(sub.results);
@@ -464,6 +469,22 @@ mod tests {
         assert!(parse("KTAP version 1\n1..0 # SKIP no root\n")
             .plan_mismatches()
             .is_empty());
+    }
+
+    #[test]
+    fn kunit_four_space_nesting() {
+        // /sys/kernel/debug/kunit/<suite>/results of a parameterised case.
+        let text = "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: flags\n    1..1\n        KTAP version 1\n        # Subtest: flags_test\n        ok 1 next\n        not ok 2 next scoped acquire\n        ok 3 new # SKIP no BTF\n    # flags_test: pass:1 fail:1 skip:1 total:3\n    not ok 1 flags_test\nnot ok 1 flags\n";
+        let doc = parse(text);
+        assert_eq!(doc.results.len(), 1);
+        assert_eq!(doc.results[0].name, "flags");
+        let case = &doc.results[0].subtests;
+        assert_eq!(case.len(), 1);
+        assert_eq!(case[0].name, "flags_test");
+        let params: Vec<&str> = case[0].subtests.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(params, ["next", "next scoped acquire", "new"]);
+        assert_eq!(doc.leaf_counts(), (1, 1, 1));
+        assert!(doc.plan_mismatches().is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `olddefconfig`. Every option a fragment asks for must survive; Kconfig
 //! drops options with unmet dependencies silently, so nkdev checks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -121,8 +121,52 @@ pub fn dropped(req: &Requests, got: &BTreeMap<String, String>) -> Vec<String> {
     out
 }
 
+/// The Kconfig symbols that `patches` add (`+config NAME` and
+/// `+menuconfig NAME` lines), as `CONFIG_NAME`.
+pub fn series_symbols(patches: &[PathBuf]) -> Result<BTreeSet<String>> {
+    let mut syms = BTreeSet::new();
+    for p in patches {
+        let text = fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        syms.extend(symbols_added(&text));
+    }
+    Ok(syms)
+}
+
+fn symbols_added(patch: &str) -> impl Iterator<Item = String> + '_ {
+    patch.lines().filter_map(|l| {
+        let l = l.strip_prefix('+')?;
+        let name = l
+            .strip_prefix("config ")
+            .or_else(|| l.strip_prefix("menuconfig "))?
+            .trim();
+        (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .then(|| format!("CONFIG_{name}"))
+    })
+}
+
+/// Splits `lost` (from [`dropped`]) into what is an error and what is
+/// expected: options the series adds (`series_adds`) that this tree's
+/// Kconfig does not know at all (olddefconfig wrote neither `NAME=` nor
+/// `# NAME is not set`), as on a base built without the series.
+pub fn split_unknown_series_symbols(
+    lost: Vec<String>,
+    series_adds: &BTreeSet<String>,
+    dotconfig: &str,
+) -> (Vec<String>, Vec<String>) {
+    lost.into_iter().partition(|l| {
+        let sym = l.split(':').next().unwrap_or_default();
+        let known = dotconfig.lines().any(|d| {
+            d.strip_prefix(sym).is_some_and(|r| r.starts_with('='))
+                || d == format!("# {sym} is not set")
+        });
+        !(series_adds.contains(sym) && !known)
+    })
+}
+
 /// Writes `<build>/.config` for `profile` unless it is already current.
-/// Returns true when the config changed.
+/// Returns true when the config changed. `series_adds` are the symbols
+/// of a series that is not applied (`--base-only`): options for them are
+/// expected to be missing.
 pub fn configure(
     ctx: &Ctx,
     tree: &Path,
@@ -130,6 +174,7 @@ pub fn configure(
     profile: Profile,
     version: &str,
     tree_head: &str,
+    series_adds: &BTreeSet<String>,
 ) -> Result<bool> {
     let mm = version.split('.').take(2).collect::<Vec<_>>().join(".");
     let frags = profile.fragments(&ctx.root.join("kconfigs"), &mm);
@@ -179,8 +224,13 @@ pub fn configure(
         .args(&frags);
     run_logged("merge_config.sh", &mut merge, &log)?;
     run_logged("make olddefconfig", &mut make(&["olddefconfig"]), &log)?;
-    let got = parse_dotconfig(&fs::read_to_string(scratch.join(".config"))?);
-    let lost = dropped(&parse_fragments(&frags)?, &got);
+    let text = fs::read_to_string(scratch.join(".config"))?;
+    let got = parse_dotconfig(&text);
+    let (lost, absent) =
+        split_unknown_series_symbols(dropped(&parse_fragments(&frags)?, &got), series_adds, &text);
+    for a in &absent {
+        eprintln!("    not in the base (the series adds it): {a}");
+    }
     if !lost.is_empty() {
         bail!(
             "{} config option(s) requested by kconfigs/ were dropped by olddefconfig \
@@ -207,6 +257,29 @@ pub fn configure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_of_series_symbols_are_expected_to_be_missing_on_the_base() {
+        let patch = "+config BPF_KFUNC_KUNIT_TEST\n+\tbool \"x\"\n config BPF_LSM\n+menuconfig NEW_MENU\n+config  \n";
+        let adds: BTreeSet<String> = symbols_added(patch).collect();
+        assert_eq!(
+            adds.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["CONFIG_BPF_KFUNC_KUNIT_TEST", "CONFIG_NEW_MENU"]
+        );
+        let lost = vec![
+            "CONFIG_BPF_KFUNC_KUNIT_TEST: requested y (bpf.config:3), got not set".to_string(),
+            "CONFIG_NEW_MENU: requested y (bpf.config:4), got not set".to_string(),
+            "CONFIG_KUNIT: requested y (bpf.config:1), got not set".to_string(),
+        ];
+        // NEW_MENU is known to this tree (an unmet dependency): still an
+        // error, as is KUNIT, which the series does not add.
+        let dotconfig = "CONFIG_BPF=y\n# CONFIG_NEW_MENU is not set\n";
+        let (errors, absent) = split_unknown_series_symbols(lost, &adds, dotconfig);
+        assert_eq!(absent.len(), 1);
+        assert!(absent[0].starts_with("CONFIG_BPF_KFUNC_KUNIT_TEST:"));
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].starts_with("CONFIG_NEW_MENU:"));
+    }
 
     #[test]
     fn dropped_options_are_reported_with_their_origin() {

@@ -162,7 +162,20 @@ pub fn build(ctx: &Ctx, args: &KernelArgs) -> Result<Kernel> {
     let build = ctx.cache.join("build").join(&base.key).join(&dir_name);
     fs::create_dir_all(&build)?;
     let head = base::git_out(&tree, &["rev-parse", "HEAD"])?;
-    config::configure(ctx, &tree, &build, args.profile, &base.version, &head)?;
+    let series_adds = if args.base_only {
+        config::series_symbols(&series.patches)?
+    } else {
+        Default::default()
+    };
+    config::configure(
+        ctx,
+        &tree,
+        &build,
+        args.profile,
+        &base.version,
+        &head,
+        &series_adds,
+    )?;
 
     let mm = base
         .version

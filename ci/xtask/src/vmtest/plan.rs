@@ -64,6 +64,43 @@ fn selftest_cases(bin: &Path) -> Result<Vec<(String, Option<u64>)>> {
         .collect())
 }
 
+/// The suites of `selftests/upstream/kunit.list`.
+fn kunit_suites(text: &str) -> Result<Vec<String>> {
+    let mut v = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if !line.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("kunit.list:{}: bad suite name {line:?}", n + 1);
+        }
+        v.push(line.to_string());
+    }
+    Ok(v)
+}
+
+/// A built-in KUnit suite ran at boot; the test prints the KTAP it left
+/// in debugfs. A kernel without the suite is a skip that says so.
+fn kunit_entry(name: String, suite: &str) -> Entry {
+    let results = format!("/sys/kernel/debug/kunit/{suite}/results");
+    Entry {
+        name,
+        timeout: Duration::from_secs(30),
+        format: Format::Ktap,
+        cwd: PathBuf::from("/"),
+        argv: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!(
+                "if [ -r {results} ]; then cat {results}; \
+                 else echo 'KTAP version 1'; \
+                 echo '1..0 # SKIP KUnit suite {suite} is not in this kernel (no {results})'; fi"
+            ),
+        ],
+    }
+}
+
 /// The selftests and upstream tests `args` selects.
 pub fn tests(ctx: &Ctx, args: &VmtestArgs, p: &Prepared, slow: u64) -> Result<Vec<Entry>> {
     let Prepared { k, bins, bpf_dir } = p;
@@ -86,6 +123,14 @@ pub fn tests(ctx: &Ctx, args: &VmtestArgs, p: &Prepared, slow: u64) -> Result<Ve
                     case,
                 ],
             });
+        }
+    }
+    for suite in kunit_suites(&fs::read_to_string(
+        ctx.root.join("selftests/upstream/kunit.list"),
+    )?)? {
+        let name = format!("kunit.{suite}");
+        if selected(args, &name) {
+            plan.push(kunit_entry(name, &suite));
         }
     }
     let list = upstream::parse_list(&fs::read_to_string(
@@ -142,7 +187,7 @@ pub fn tests(ctx: &Ctx, args: &VmtestArgs, p: &Prepared, slow: u64) -> Result<Ve
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{kunit_entry, kunit_suites, matches};
 
     #[test]
     fn filters() {
@@ -152,5 +197,24 @@ mod tests {
         assert!(!matches("nk.tcx_order", "nk.*l2"));
         assert!(matches("abc", "*"));
         assert!(!matches("abc", "b*"));
+    }
+
+    #[test]
+    fn kunit_list_and_entries() {
+        let suites = kunit_suites("# c\nbpf_kfunc_flags\n\n  other # x\n").unwrap();
+        assert_eq!(suites, ["bpf_kfunc_flags", "other"]);
+        let err = kunit_suites("ok\nbad/name\n").unwrap_err().to_string();
+        assert!(err.contains("kunit.list:2"), "{err}");
+        let e = kunit_entry("kunit.s".into(), "s");
+        let script = &e.argv[2];
+        assert!(
+            script.contains("cat /sys/kernel/debug/kunit/s/results"),
+            "{script}"
+        );
+        assert!(script.contains("1..0 # SKIP KUnit suite s is not in this kernel"));
+        assert!(
+            !script.contains('\t') && !script.contains('\n'),
+            "one plan line"
+        );
     }
 }
