@@ -3,17 +3,14 @@
  * the open-coded netns iterator, and the TCP and UDP sockets of each with
  * the socket iterators, and destroys the ones connected to the backend.
  *
- * Two versions of the series' kfuncs, chosen by the kernel's BTF:
- * - v2 (mainline series): the iterators hold a reference on the socket
- *   they return, and bpf_iter_{tcp,udp}_sock_abort() destroy it; every
- *   netns is asked for with BPF_SOCK_ITER_ALL_NETNS, and
- *   bpf_iter_{tcp,udp}_sock_error() tells an early stop from the end.
- * - v1 (6.12 series): the iterators return the socket locked, it is
- *   destroyed with bpf_sock_destroy(), and a NULL net means every netns.
+ * The iterators hold a reference on the socket they return, and
+ * bpf_iter_{tcp,udp}_sock_abort() destroy it; every netns is asked for
+ * with BPF_SOCK_ITER_ALL_NETNS, and bpf_iter_{tcp,udp}_sock_error() tells
+ * an early stop from the end (part 2 v2 of both series).
  */
 // nkdev: requires-btf struct bpf_iter_net
 // nkdev: requires-btf struct bpf_iter_tcp_sock
-// nkdev: define-if-btf NK_SOCK_ITER_V2 enum bpf_sock_iter_flags
+// nkdev: requires-btf enum bpf_sock_iter_flags
 #include "nk_common.h"
 #include "nk_sock_destroy.bpf.h"
 
@@ -23,7 +20,6 @@
 int bpf_iter_net_new(struct bpf_iter_net *it) __ksym;
 struct net *bpf_iter_net_next(struct bpf_iter_net *it) __ksym;
 void bpf_iter_net_destroy(struct bpf_iter_net *it) __ksym;
-#ifdef NK_SOCK_ITER_V2
 int bpf_iter_tcp_sock_new(struct bpf_iter_tcp_sock *it,
 			  struct net *net__nullable, u64 flags) __ksym;
 int bpf_iter_tcp_sock_error(struct bpf_iter_tcp_sock *it__iter) __ksym;
@@ -32,11 +28,6 @@ int bpf_iter_udp_sock_new(struct bpf_iter_udp_sock *it,
 			  struct net *net__nullable, u64 flags) __ksym;
 int bpf_iter_udp_sock_error(struct bpf_iter_udp_sock *it__iter) __ksym;
 int bpf_iter_udp_sock_abort(struct bpf_iter_udp_sock *it__iter) __ksym;
-#else
-int bpf_iter_tcp_sock_new(struct bpf_iter_tcp_sock *it, struct net *net) __ksym;
-int bpf_iter_udp_sock_new(struct bpf_iter_udp_sock *it, struct net *net) __ksym;
-int bpf_sock_destroy(struct sock_common *sk) __ksym;
-#endif
 struct sock_common *bpf_iter_tcp_sock_next(struct bpf_iter_tcp_sock *it) __ksym;
 void bpf_iter_tcp_sock_destroy(struct bpf_iter_tcp_sock *it) __ksym;
 struct sock_common *bpf_iter_udp_sock_next(struct bpf_iter_udp_sock *it) __ksym;
@@ -129,7 +120,6 @@ static __always_inline void nk_sd_destroyed(int err, struct nk_sd_sock *s,
 		s->err = -err;
 }
 
-#ifdef NK_SOCK_ITER_V2
 /* The first error that made a walk stop early, or new fail. */
 static __always_inline void nk_sd_iter_err(int err, struct nk_sd_stats *st)
 {
@@ -171,30 +161,6 @@ static __always_inline void nk_sd_walk(struct net *net,
 		bpf_iter_udp_sock_destroy(&uit);
 	}
 }
-#else
-static __always_inline void nk_sd_walk(struct net *net,
-				       const struct nk_sd_args *a,
-				       struct nk_sd_stats *st)
-{
-	struct sock_common *skc;
-	struct nk_sd_sock *s;
-
-	if (a->protos & NK_SD_TCP) {
-		bpf_for_each(tcp_sock, skc, net) {
-			s = NULL;
-			if (nk_sd_seen(skc, net, NK_SD_TCP, a, st, &s))
-				nk_sd_destroyed(bpf_sock_destroy(skc), s, st);
-		}
-	}
-	if (a->protos & NK_SD_UDP) {
-		bpf_for_each(udp_sock, skc, net) {
-			s = NULL;
-			if (nk_sd_seen(skc, net, NK_SD_UDP, a, st, &s))
-				nk_sd_destroyed(bpf_sock_destroy(skc), s, st);
-		}
-	}
-}
-#endif
 
 SEC("syscall")
 int nk_sock_destroy(struct nk_sd_args *ctx)

@@ -126,7 +126,6 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<PathBuf> {
         });
         let mut c = Command::new(llvm("clang"));
         c.args(CFLAGS)
-            .args(btf_defines(&text, &vmlinux_text))
             .arg("-I")
             .arg(&out)
             .arg("-I")
@@ -149,7 +148,7 @@ pub fn build(ctx: &Ctx, k: &Kernel) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The `// nkdev: requires-btf struct X` lines of a BPF source whose type is
+/// The `// nkdev: requires-btf struct X` (or `enum X`) lines of a BPF source whose type is
 /// not defined in `vmlinux_h`: programs that use kfuncs of the series say so
 /// and are skipped on kernels without it.
 pub fn missing_btf(src: &str, vmlinux_h: &str) -> Vec<String> {
@@ -161,30 +160,9 @@ pub fn missing_btf(src: &str, vmlinux_h: &str) -> Vec<String> {
         .collect()
 }
 
-/// `-DNAME` for each `// nkdev: define-if-btf NAME enum X` line of a BPF
-/// source whose type is defined in `vmlinux_h`: one source serves two
-/// versions of a kfunc API, chosen at compile time by the kernel's BTF.
-pub fn btf_defines(src: &str, vmlinux_h: &str) -> Vec<String> {
-    src.lines()
-        .filter_map(|l| l.trim().strip_prefix("// nkdev: define-if-btf "))
-        .filter_map(|rest| rest.trim().split_once(' '))
-        .filter(|(_, ty)| vmlinux_h.contains(&format!("{} {{", ty.trim())))
-        .map(|(name, _)| format!("-D{name}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{btf_defines, missing_btf};
-
-    #[test]
-    fn define_if_btf_lines() {
-        let src = "// nkdev: define-if-btf NK_V2 enum bpf_sock_iter_flags\n\
-                   // nkdev: define-if-btf NK_X struct nope\nint x;\n";
-        let h = "enum bpf_sock_iter_flags {\n\tA = 1,\n};\n";
-        assert_eq!(btf_defines(src, h), ["-DNK_V2"]);
-        assert!(btf_defines(src, "").is_empty());
-    }
+    use super::missing_btf;
 
     #[test]
     fn requires_btf_lines() {

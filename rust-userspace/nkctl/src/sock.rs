@@ -5,7 +5,8 @@
 //! - `--method bpf` (default): one `BPF_PROG_RUN` of
 //!   `bpf/nk_sock_destroy.bpf.c`, which walks every netns with the series'
 //!   open-coded netns iterator and the sockets of each with the TCP/UDP
-//!   socket iterators, destroying the matches with `bpf_sock_destroy()`.
+//!   socket iterators, destroying the matches with
+//!   `bpf_iter_{tcp,udp}_sock_abort()`.
 //! - `--method diag`: today's way, the baseline: enter each netns that
 //!   user space can find (`/run/netns/*`, `/proc/*/ns/net`), dump its
 //!   sockets with `SOCK_DIAG_BY_FAMILY` and send one `SOCK_DESTROY` per
@@ -900,9 +901,9 @@ mod tests {
     fn pinned_layouts_of_another_version_are_refused() {
         let [(name, want), _] = expected_layouts();
         assert_eq!(layout_mismatch(name, &want, &want), None);
-        // The v1 stats record, 4 bytes shorter: the kernel would have
-        // written 4 bytes past a buffer of this version's size the other
-        // way round.
+        // An older object's stats record (v1's), 4 bytes shorter: the
+        // kernel would have written 4 bytes past a buffer of this
+        // version's size the other way round.
         let old = nk_bpf::MapLayout {
             value_size: 16,
             ..want

@@ -95,7 +95,7 @@ pub struct Kernel {
     pub libbpf_include: PathBuf,
 }
 
-fn jobs() -> String {
+pub fn jobs() -> String {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)

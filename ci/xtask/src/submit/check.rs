@@ -113,6 +113,7 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
         tip: tip.clone(),
     };
     let jobs = a.jobs.map(|j| j.to_string());
+    let mut clang = ClangBuild::default();
     let mut built_parent = false;
     for (i, c) in commits.iter().enumerate() {
         let n = i + 1;
@@ -160,7 +161,7 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
         let touched = touched_files(&tree, &c.sha)?;
         push("selftests", selftest_lists(&tree, &c.sha, &touched)?);
         if a.no_build {
-            for check in ["build", "W=1", "kdoc"] {
+            for check in ["build", "W=1", "build_clang", "kdoc"] {
                 push(check, Status::Skip("--no-build".into()));
             }
         } else {
@@ -186,6 +187,7 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
             }
             let c_files = compiled_c_files(&k.build, &touched);
             let w1_before = w1_warnings(ctx, &k, &c_files, jobs.as_deref());
+            let clang_before = clang.warnings(ctx, &k, &c_files);
             let kdoc_before = kdoc(&tree, &touched);
             checkout(&tree, &c.sha)?;
             let st = build(
@@ -205,6 +207,15 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
                     "W=1",
                     new_warnings(w1_before, w1_after, &c_files, "W=1 warnings"),
                 );
+                push(
+                    "build_clang",
+                    match (clang_before, clang.warnings(ctx, &k, &c_files)) {
+                        (Ok(before), Ok(after)) => {
+                            new_warnings(before, after, &c_files, "clang warnings")
+                        }
+                        (Err(e), _) | (_, Err(e)) => Status::Skip(e),
+                    },
+                );
                 let kdoc_after = kdoc(&tree, &touched);
                 let kdoc_files: Vec<String> = touched
                     .iter()
@@ -217,6 +228,10 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
                 );
             } else {
                 push("W=1", Status::Skip("the patch does not build".into()));
+                push(
+                    "build_clang",
+                    Status::Skip("the patch does not build".into()),
+                );
                 push("kdoc", Status::Skip("the patch does not build".into()));
             }
         }
@@ -566,6 +581,99 @@ fn w1_warnings(ctx: &Ctx, k: &kernel::Kernel, files: &[String], jobs: Option<&st
     out
 }
 
+/// NIPA's build_clang, for the files a patch touches: the same config
+/// built with clang (`LLVM=-19`) in a build directory of its own, next to
+/// the gcc one, and the touched files compiled there before and after the
+/// patch. NIPA builds the whole tree; compiling what the patch touches is
+/// what a new warning can come from, at a fraction of the cost.
+#[derive(Default)]
+struct ClangBuild {
+    /// Set once the directory is configured; the error if it cannot be.
+    ready: Option<std::result::Result<PathBuf, String>>,
+}
+
+impl ClangBuild {
+    fn make(k: &kernel::Kernel, dir: &Path) -> Command {
+        let mut c = Command::new("make");
+        c.arg("-C")
+            .arg(&k.tree)
+            .arg(format!("O={}", dir.display()))
+            .arg(format!("LLVM=-{}", crate::bpf::LLVM_VERSION))
+            .arg("LOCALVERSION=");
+        c
+    }
+
+    fn dir(&mut self, ctx: &Ctx, k: &kernel::Kernel) -> std::result::Result<PathBuf, String> {
+        self.ready
+            .get_or_insert_with(|| {
+                let clang = crate::bpf::llvm("clang");
+                if !kernel::which(&clang) {
+                    return Err(format!("{clang} is not installed (`cargo xtask deps`)"));
+                }
+                let mut name = k.build.file_name().unwrap_or_default().to_os_string();
+                name.push("-clang");
+                let dir = k.build.with_file_name(name);
+                fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                fs::copy(k.build.join(".config"), dir.join(".config"))
+                    .map_err(|e| format!("copying the config: {e}"))?;
+                let log = log_path(&ctx.target, "series-check-clang-config");
+                let o = Self::make(k, &dir)
+                    .arg("olddefconfig")
+                    .output()
+                    .map_err(|e| format!("make olddefconfig: {e}"))?;
+                let _ = fs::write(&log, &o.stderr);
+                if !o.status.success() {
+                    return Err(format!(
+                        "make LLVM=-{} olddefconfig failed; log: {}",
+                        crate::bpf::LLVM_VERSION,
+                        log.display()
+                    ));
+                }
+                Ok(dir)
+            })
+            .clone()
+    }
+
+    /// Warnings clang prints for each of `files`, normalised.
+    fn warnings(
+        &mut self,
+        ctx: &Ctx,
+        k: &kernel::Kernel,
+        files: &[String],
+    ) -> std::result::Result<Vec<String>, String> {
+        if files.is_empty() {
+            return Ok(vec![]);
+        }
+        let dir = self.dir(ctx, k)?;
+        let mut out = Vec::new();
+        for f in files {
+            let obj = f.replace(".c", ".o");
+            // Remove the object so that clang compiles it again.
+            let _ = fs::remove_file(dir.join(&obj));
+            let o = Self::make(k, &dir)
+                .arg(format!("-j{}", kernel::jobs()))
+                .arg(&obj)
+                .output()
+                .map_err(|e| format!("make {obj}: {e}"))?;
+            let text = String::from_utf8_lossy(&o.stderr).into_owned();
+            let _ = fs::write(log_path(&ctx.target, "series-check-clang"), &text);
+            if !o.status.success() {
+                let errs: Vec<&str> = text.lines().filter(|l| l.contains("error:")).collect();
+                out.extend(errs.iter().map(|l| rules::normalize_warning(l)));
+                if errs.is_empty() {
+                    out.push(format!("{obj}: clang build failed"));
+                }
+            }
+            out.extend(
+                text.lines()
+                    .filter(|l| l.contains("warning:"))
+                    .map(rules::normalize_warning),
+            );
+        }
+        Ok(out)
+    }
+}
+
 /// `scripts/kernel-doc -Wall -none` over the touched C files and headers
 /// that exist at the current checkout.
 fn kdoc(tree: &Path, touched: &[String]) -> Vec<String> {
@@ -616,6 +724,16 @@ fn new_warnings(before: Vec<String>, after: Vec<String>, files: &[String], what:
 }
 
 /// A change to a YNL spec: the spec validates against its schema, and
+/// The tree's YNL command line tool: `tools/net/ynl/pyynl/cli.py` in newer
+/// trees (7.3), `tools/net/ynl/cli.py` in older ones (6.12).
+fn ynl_cli(tree: &Path) -> &'static str {
+    if tree.join("tools/net/ynl/pyynl/cli.py").is_file() {
+        "tools/net/ynl/pyynl/cli.py"
+    } else {
+        "tools/net/ynl/cli.py"
+    }
+}
+
 /// `ynl-regen.sh -f` leaves the tree clean.
 fn ynl(tree: &Path, touched: &[String]) -> Status {
     let specs: Vec<&String> = touched
@@ -629,7 +747,8 @@ fn ynl(tree: &Path, touched: &[String]) -> Status {
     for s in &specs {
         let o = Command::new("python3")
             .current_dir(tree)
-            .args(["tools/net/ynl/cli.py", "--spec", s, "--list-ops"])
+            .arg(ynl_cli(tree))
+            .args(["--spec", s, "--list-ops"])
             .output();
         match o {
             Ok(o) if o.status.success() => {}
@@ -816,6 +935,18 @@ fn report(ctx: &Ctx, rows: &[Row], started: Instant) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ynl_cli_is_found_where_the_tree_keeps_it() {
+        let dir = std::env::temp_dir().join(format!("nkdev-ynl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tools/net/ynl")).unwrap();
+        assert_eq!(ynl_cli(&dir), "tools/net/ynl/cli.py");
+        std::fs::create_dir_all(dir.join("tools/net/ynl/pyynl")).unwrap();
+        std::fs::write(dir.join("tools/net/ynl/pyynl/cli.py"), "").unwrap();
+        assert_eq!(ynl_cli(&dir), "tools/net/ynl/pyynl/cli.py");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn checkpatch_only_a_clean_total_passes() {

@@ -290,9 +290,9 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
         plan: &plan_path,
         console: &console,
         ktap: &ktap_log,
-        // The socket benchmark holds ~120k sockets.
+        // The socket benchmark holds up to ~210k sockets.
         mem_mb: if args.bench.is_some() {
-            k.profile.guest_mem_mb().max(2048)
+            k.profile.guest_mem_mb().max(3072)
         } else {
             k.profile.guest_mem_mb()
         },

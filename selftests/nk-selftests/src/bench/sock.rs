@@ -21,6 +21,10 @@ use crate::{check, check_eq, Ctx};
 
 const VICTIMS: usize = 10_000;
 const BYSTANDERS: usize = 100_000;
+/// The largest round: 200k bystanders plus the victims, the most this
+/// bench's 3 GiB guest holds with room to spare (issue 13 asks for at
+/// least 200k sockets).
+const MANY_BYSTANDERS: usize = 200_000;
 
 struct Netns {
     name: String,
@@ -40,8 +44,8 @@ impl Drop for Netns {
 
 fn raise_nofile() -> TResult {
     let rl = libc::rlimit {
-        rlim_cur: 400_000,
-        rlim_max: 400_000,
+        rlim_cur: 600_000,
+        rlim_max: 600_000,
     };
     // SAFETY: rl is a valid rlimit.
     let r = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) };
@@ -365,6 +369,7 @@ pub fn sock_destroy(ctx: &Ctx, r: &mut Reporter, n_ns: usize) {
         round(ctx, n_ns, 0, Tables::Shared, false)?;
         round(ctx, n_ns, BYSTANDERS / n_ns, Tables::Shared, true)?;
         round(ctx, n_ns, BYSTANDERS / n_ns, Tables::PerNetns, true)?;
+        round(ctx, n_ns, MANY_BYSTANDERS / n_ns, Tables::Shared, false)?;
         Ok(())
     });
 }
