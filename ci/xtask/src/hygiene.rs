@@ -30,6 +30,35 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         &log_path(&ctx.target, "clippy"),
     )?;
     stage.done("clean");
+    // The TCG plugin is a crate of its own (QEMU's plugin API bindings
+    // need a newer Rust than the workspace's MSRV): clippy and its tests.
+    let manifest = ctx.root.join("ci/insn-plugin/Cargo.toml");
+    let target = ctx.target.join("insn-plugin");
+    let stage = Stage::new("hygiene: ci/insn-plugin: cargo clippy -D warnings, cargo test");
+    for (what, args) in [
+        (
+            "clippy",
+            &["clippy", "--quiet", "--all-targets", "--locked"][..],
+        ),
+        ("test", &["test", "--quiet", "--locked"][..]),
+    ] {
+        let mut c = Command::new(&cargo);
+        c.current_dir(&ctx.root)
+            .args(args)
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target);
+        if what == "clippy" {
+            c.args(["--", "-D", "warnings"]);
+        }
+        run_logged(
+            &format!("cargo {what} (ci/insn-plugin)"),
+            &mut c,
+            &log_path(&ctx.target, &format!("insn-plugin-{what}")),
+        )?;
+    }
+    stage.done("clean");
     let tc = toolchain::ensure_msrv(ctx)?;
     let stage = Stage::new(format!(
         "hygiene: cargo check --workspace --all-targets with the MSRV, Rust {}",

@@ -57,6 +57,9 @@ pub struct VmSpec<'a> {
     /// A host directory the guest may write, mounted at
     /// `nk_init::GUEST_OUT` (artifacts such as `cargo xtask golden`'s pcap).
     pub out: Option<&'a Path>,
+    /// A TCG plugin and its arguments (`-plugin`), for `bench --measure
+    /// insn`.
+    pub plugin: Option<String>,
 }
 
 /// qemu with no default devices, no network, no display, and exiting
@@ -113,6 +116,9 @@ pub fn command(spec: &VmSpec) -> Command {
         "-smp",
         &format!("{0},sockets={0}", spec.cpus),
     ]);
+    if let Some(p) = &spec.plugin {
+        c.arg("-plugin").arg(p);
+    }
     c.arg("-kernel")
         .arg(spec.kernel)
         .arg("-append")

@@ -2,7 +2,7 @@
 //! and `--compare-base`, the same benchmarks on the base kernel first.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -30,6 +30,26 @@ pub struct BenchArgs {
     /// the patched one, and print both with their ratio.
     #[arg(long, conflicts_with = "base_only")]
     pub compare_base: bool,
+    /// What to measure: wall time only, or also guest instructions per
+    /// operation with the TCG plugin of ci/insn-plugin (TCG only).
+    #[arg(long, value_enum, default_value = "wall")]
+    pub measure: Measure,
+    /// Run the VM this many times and report each metric's median and
+    /// spread ((max - min) / median) over the runs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub runs: u32,
+    /// Of --runs, how many (the last ones) run with two busy processes on
+    /// the host, to show how the host's load moves each metric.
+    #[arg(long, default_value_t = 0)]
+    pub loaded_runs: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Measure {
+    /// Wall time and the benchmarks' own counters.
+    Wall,
+    /// Wall time plus guest instructions per operation (TCG plugin).
+    Insn,
 }
 
 /// A benchmark metric: (bench, metric, value).
@@ -37,25 +57,150 @@ pub type Metric = (String, String, f64);
 
 /// Runs the benchmarks and prints their metrics.
 pub fn run(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
+    if b.loaded_runs > b.runs {
+        bail!(
+            "--loaded-runs {} is more than --runs {}",
+            b.loaded_runs,
+            b.runs
+        );
+    }
+    if b.measure == Measure::Insn && b.kvm == KvmMode::On {
+        bail!("--measure insn needs TCG: the plugin counts what TCG translates (drop --kvm on)");
+    }
     if b.compare_base {
+        if b.runs > 1 {
+            bail!("--compare-base runs each kernel once; --runs is for one kernel");
+        }
         return compare(ctx, b);
     }
-    let args = vm_args(b, b.kernel.base_only);
+    let plugin = insn_plugin(ctx, b)?;
+    let args = vm_args(b, b.kernel.base_only, plugin);
     let p = prepare(ctx, &args)?;
-    let r = run_prepared(ctx, &args, &p)?;
-    r.counts.print();
-    Ok(r.counts.ok())
+    let mut ok = true;
+    let mut runs = Vec::new();
+    for i in 0..b.runs {
+        let loaded = i >= b.runs - b.loaded_runs;
+        if b.runs > 1 {
+            eprintln!(
+                "==> bench: run {}/{}{}",
+                i + 1,
+                b.runs,
+                if loaded {
+                    ", host loaded by two busy processes"
+                } else {
+                    ""
+                }
+            );
+        }
+        let _load = if loaded {
+            Some(HostLoad::start(2)?)
+        } else {
+            None
+        };
+        let r = run_prepared(ctx, &args, &p)?;
+        r.counts.print();
+        ok &= r.counts.ok();
+        runs.push(r.metrics);
+    }
+    if b.runs > 1 {
+        print_spreads(ctx, b, &runs)?;
+    }
+    Ok(ok)
+}
+
+/// Busy processes on the host for as long as it lives.
+struct HostLoad(Vec<std::process::Child>);
+
+impl HostLoad {
+    fn start(n: usize) -> Result<HostLoad> {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.push(
+                Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()?,
+            );
+        }
+        Ok(HostLoad(v))
+    }
+}
+
+impl Drop for HostLoad {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Each metric over the runs: median, min, max, spread; also written to
+/// `target/bench/spread.json`.
+fn print_spreads(ctx: &Ctx, b: &BenchArgs, runs: &[Vec<Metric>]) -> Result<()> {
+    let rows = super::insn::spreads(runs);
+    println!(
+        "{:<16} {:<44} {:>14} {:>14} {:>14} {:>8}",
+        "BENCH", "METRIC", "MEDIAN", "MIN", "MAX", "SPREAD"
+    );
+    let mut json = Vec::new();
+    for r in &rows {
+        println!(
+            "{:<16} {:<44} {:>14.3} {:>14.3} {:>14.3} {:>7.2}%",
+            r.bench,
+            r.metric,
+            r.median(),
+            r.min(),
+            r.max(),
+            r.spread_pct()
+        );
+        json.push(serde_json::json!({
+            "bench": r.bench, "metric": r.metric, "values": r.values,
+            "median": r.median(), "spread_pct": r.spread_pct(),
+        }));
+    }
+    let out = ctx.target.join("bench").join("spread.json");
+    fs::create_dir_all(out.parent().unwrap())?;
+    fs::write(
+        &out,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "runs": b.runs, "loaded_runs": b.loaded_runs,
+            "measure": format!("{:?}", b.measure).to_lowercase(),
+            "metrics": json,
+        }))?,
+    )?;
+    eprintln!(
+        "    {} runs ({} with the host loaded); spread: {}",
+        b.runs,
+        b.loaded_runs,
+        out.display()
+    );
+    Ok(())
+}
+
+/// The plugin of `--measure insn`, built.
+fn insn_plugin(ctx: &Ctx, b: &BenchArgs) -> Result<Option<PathBuf>> {
+    match b.measure {
+        Measure::Wall => Ok(None),
+        Measure::Insn => super::insn::build_plugin(ctx).map(Some),
+    }
 }
 
 /// The VM run of `bench` on the base (`base_only`) or the patched kernel.
-fn vm_args(b: &BenchArgs, base_only: bool) -> VmtestArgs {
+fn vm_args(b: &BenchArgs, base_only: bool, insn_plugin: Option<PathBuf>) -> VmtestArgs {
     let mut kernel = b.kernel.clone();
     kernel.base_only = base_only;
+    // The plugin counts what TCG translates: no KVM probe.
+    let kvm = if insn_plugin.is_some() {
+        KvmMode::Off
+    } else {
+        b.kvm
+    };
     VmtestArgs {
         test_timeout: 900,
         bench: Some(b.names.clone()),
         bench_size: b.size,
-        ..VmtestArgs::defaults(kernel, b.kvm)
+        insn_plugin,
+        ..VmtestArgs::defaults(kernel, kvm)
     }
 }
 
@@ -113,8 +258,9 @@ pub fn plan(args: &VmtestArgs, p: &Prepared, names: &[String], slow: u64) -> Res
 fn compare(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     let mut runs = Vec::new();
     let mut ok = true;
+    let plugin = insn_plugin(ctx, b)?;
     for base_only in [true, false] {
-        let args = vm_args(b, base_only);
+        let args = vm_args(b, base_only, plugin.clone());
         let p = prepare(ctx, &args)?;
         let r = run_prepared(ctx, &args, &p)?;
         println!(
@@ -160,10 +306,16 @@ pub fn record(
     ctx: &Ctx,
     run_name: &str,
     ktap_log: &Path,
+    insn: Option<&Path>,
     accel: &str,
     release: &str,
 ) -> Result<Vec<Metric>> {
-    let metrics = metrics(&fs::read_to_string(ktap_log).unwrap_or_default());
+    let ktap = fs::read_to_string(ktap_log).unwrap_or_default();
+    let mut metrics = metrics(&ktap);
+    if let Some(insn) = insn {
+        let counts = fs::read_to_string(insn).unwrap_or_default();
+        metrics.extend(super::insn::metrics(&ktap, &counts)?);
+    }
     println!("{:<14} {:<28} {:>12}", "BENCH", "METRIC", "VALUE");
     for (b, m, v) in &metrics {
         println!("{b:<14} {m:<28} {v:>12.4}");

@@ -15,6 +15,7 @@
 mod bench;
 mod build;
 mod counts;
+mod insn;
 pub mod plan;
 mod runner_selftest;
 mod skips;
@@ -86,6 +87,10 @@ pub struct VmtestArgs {
     /// writable `out/` share in the run directory.
     #[arg(skip)]
     pub golden: bool,
+    /// Set by `cargo xtask bench --measure insn`: the TCG plugin that
+    /// counts guest instructions between the benchmarks' marks.
+    #[arg(skip)]
+    pub insn_plugin: Option<PathBuf>,
 }
 
 impl VmtestArgs {
@@ -107,6 +112,7 @@ impl VmtestArgs {
             bench: None,
             bench_size: None,
             golden: false,
+            insn_plugin: None,
         }
     }
 }
@@ -301,6 +307,19 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
         extra_cmdline: &args.append,
         keep: vec![ctx.root.clone(), ctx.target.clone(), ctx.cache.clone()],
         out: args.golden.then_some(out_dir.as_path()),
+        plugin: match &args.insn_plugin {
+            Some(so) => {
+                if accel != vm::Accel::Tcg {
+                    bail!("--measure insn needs TCG (the plugin counts what TCG translates); run with --kvm off");
+                }
+                Some(insn::plugin_arg(
+                    so,
+                    &run_dir.join("insn.txt"),
+                    &k.build.join("System.map"),
+                )?)
+            }
+            None => None,
+        },
     };
     let total: u64 = plan.iter().map(|e| e.timeout.as_secs()).sum();
     let limits = Limits {
@@ -357,7 +376,15 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
         run_dir.display()
     );
     let metrics = if args.bench.is_some() {
-        bench::record(ctx, &run_name, &ktap_log, accel.name(), &k.release)?
+        let insn = args.insn_plugin.as_ref().map(|_| run_dir.join("insn.txt"));
+        bench::record(
+            ctx,
+            &run_name,
+            &ktap_log,
+            insn.as_deref(),
+            accel.name(),
+            &k.release,
+        )?
     } else {
         vec![]
     };

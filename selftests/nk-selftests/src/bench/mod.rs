@@ -3,6 +3,7 @@
 //! KTAP results for its leak checks. Side by side in one run, so ratios
 //! are meaningful even though absolute numbers are emulated (TCG).
 
+pub mod insn;
 pub mod sock;
 
 use std::fs;
@@ -132,10 +133,12 @@ pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
         let (ns, at, prog) = lo_ingress_setup(ctx)?;
         let fd0 = fds();
         let t = Instant::now();
+        let span = insn::span("tcx_attach", "nk_bpf_cycle");
         for _ in 0..n {
             let l = ns.run(|| mprog::link_create(&prog, at, Anchor::Last, None))??;
             l.detach()?;
         }
+        span.end(n as u64);
         let ours = t.elapsed().as_secs_f64();
         check_eq!(fds(), fd0, "no fd leaked");
         check!(
@@ -148,6 +151,7 @@ pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
         nk_bpf::pin::pin(&prog, std::path::Path::new(&pin))?;
         let m = n.min(200);
         let t = Instant::now();
+        let span = insn::span("tcx_attach", "bpftool_cycle");
         let r = (|| -> TResult {
             for _ in 0..m {
                 for args in [
@@ -168,6 +172,7 @@ pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
             }
             Ok(())
         })();
+        span.end(m as u64);
         let bt = t.elapsed().as_secs_f64();
         nk_bpf::pin::unpin(std::path::Path::new(&pin))?;
         r?;
@@ -386,9 +391,11 @@ pub fn redirect_peer_pps(ctx: &Ctx, r: &mut Reporter, secs: usize) {
         let _sink = t
             .pod
             .run(|| mprog::link_create(&obj.prog("nk_sink")?, sink_at, Anchor::Last, None))??;
+        let span = insn::span("redirect_peer", "delivered_pkt");
         let (sent, elapsed) = blast(&t.src, t.pod_ip, secs as f64)?;
         let redirected = u64::from(cfg.get_u32(1)?);
         let sunk = u64::from(cfg.get_u32(2)?);
+        span.end(sunk);
         check!(sunk > 0, "nothing reached nk1 (sent {sent})");
         check!(
             sunk <= redirected && redirected <= sent,
@@ -401,13 +408,14 @@ pub fn redirect_peer_pps(ctx: &Ctx, r: &mut Reporter, secs: usize) {
 }
 
 /// Streams bytes over one TCP connection from `client` to `server_ip` in
-/// `server` for `secs`; returns Gbit/s as the receiver counted them.
+/// `server` for `secs`; returns Gbit/s as the receiver counted them, and
+/// the bytes received.
 fn tcp_stream(
     client: &Ns,
     server: &Ns,
     server_ip: std::net::Ipv4Addr,
     secs: f64,
-) -> Result<f64, Stop> {
+) -> Result<(f64, u64), Stop> {
     use std::io::{Read, Write as _};
     let listener = server.run(|| std::net::TcpListener::bind((server_ip, 5201)))??;
     let rx = std::thread::spawn(move || -> std::io::Result<(u64, f64)> {
@@ -437,7 +445,7 @@ fn tcp_stream(
         .join()
         .map_err(|_| Stop::Fail("receiver thread panicked".into()))??;
     check!(bytes > 0, "nothing received");
-    Ok(bytes as f64 * 8.0 / elapsed / 1e9)
+    Ok((bytes as f64 * 8.0 / elapsed / 1e9, bytes))
 }
 
 /// The addresses of `two_pods`' Pods.
@@ -526,7 +534,9 @@ pub fn tcp_streams(ctx: &Ctx, r: &mut Reporter, secs: usize) {
         env::require_root()?;
         let ns = Ns::new()?;
         env::up(&ns, "lo")?;
-        let g = tcp_stream(&ns, &ns, std::net::Ipv4Addr::LOCALHOST, secs)?;
+        let span = insn::span("tcp_stream", "loopback_kib");
+        let (g, bytes) = tcp_stream(&ns, &ns, std::net::Ipv4Addr::LOCALHOST, secs)?;
+        span.end(bytes / 1024);
         metric("tcp_stream", "loopback_gbps", g);
         Ok(())
     });
@@ -570,7 +580,9 @@ pub fn tcp_streams(ctx: &Ctx, r: &mut Reporter, secs: usize) {
                         "Pod's eth0 got BIG TCP from the primary"
                     );
                 }
-                let g = tcp_stream(&pa, &pb, POD_IPS[1], secs)?;
+                let span = insn::span("tcp_stream", format!("{tag}_kib"));
+                let (g, bytes) = tcp_stream(&pa, &pb, POD_IPS[1], secs)?;
+                span.end(bytes / 1024);
                 metric("tcp_stream", &format!("{tag}_gbps"), g);
                 metric(
                     "tcp_stream",
@@ -665,7 +677,9 @@ pub fn vxlan_headroom(ctx: &Ctx, r: &mut Reporter, secs: usize) {
                 .unwrap_or_default()
                 .rx_packets;
             let e0 = counts.get_u64(1)?;
+            let span = insn::span("vxlan_headroom", format!("room{room}_sent_pkt"));
             let (sent, elapsed) = blast(&pod, dst, secs as f64)?;
+            span.end(sent);
             std::thread::sleep(std::time::Duration::from_millis(200));
             let expands = counts.get_u64(1)? - e0;
             let rx = remote

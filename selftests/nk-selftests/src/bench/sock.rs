@@ -306,7 +306,9 @@ fn round(
             check_all_destroyed(&nss)?;
         }
         arm(&mut nss, per_ns)?;
+        let span = super::insn::span("sock_destroy", format!("{method}_{tag}_socket"));
         let (s, n, phases) = timed(ctx, method)?;
+        span.end(n);
         check_eq!(
             n,
             (per_ns * n_ns) as u64,

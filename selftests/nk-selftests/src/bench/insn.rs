@@ -1,0 +1,45 @@
+//! Marks for `cargo xtask bench --measure insn`: the QEMU plugin of
+//! `ci/insn-plugin` counts the guest instructions (every vCPU, user and
+//! kernel) between a span's start and its end. Without the plugin, and
+//! under KVM, both marks are no-op instructions.
+//!
+//! After its end marker a span prints `# insn-mark: <bench> <label>
+//! <ops>`; the host pairs the n-th such line with the plugin's n-th
+//! count and reports instructions per operation. Spans do not nest, and
+//! nothing between the marks is printed, so that the count is the
+//! operation's alone.
+
+/// Counting runs from here until [`Span::end`] (or the drop).
+pub struct Span {
+    bench: &'static str,
+    label: String,
+    ops: u64,
+}
+
+pub fn span(bench: &'static str, label: impl Into<String>) -> Span {
+    // SAFETY: `xchg bx, bx` exchanges a register with itself: no memory,
+    // no flags, no other register. It is the plugin's start marker.
+    unsafe { std::arch::asm!("xchg bx, bx", options(nomem, nostack, preserves_flags)) };
+    Span {
+        bench,
+        label: label.into(),
+        ops: 0,
+    }
+}
+
+impl Span {
+    /// Ends the span: `ops` operations (packets, sockets, cycles) ran in it.
+    pub fn end(mut self, ops: u64) {
+        self.ops = ops;
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        // SAFETY: as in span(); `xchg cx, cx` is the stop marker.
+        unsafe { std::arch::asm!("xchg cx, cx", options(nomem, nostack, preserves_flags)) };
+        // A span dropped without end() (an early error) still pairs with
+        // the plugin's count, with 0 operations: the host skips it.
+        println!("# insn-mark: {} {} {}", self.bench, self.label, self.ops);
+    }
+}
