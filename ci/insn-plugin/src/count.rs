@@ -95,9 +95,10 @@ pub fn parse_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Args, S
     Ok(a)
 }
 
-/// One report line: `insn mark=N user=U kernel=K total=T cpu0=U/K ...
-/// func.NAME=C ...`, the counts between a start and a stop marker.
-pub fn report(n: u64, per_cpu: &[Slot], funcs: &[(String, u64)]) -> String {
+/// One report line: `insn mark=N vcpu=V user=U kernel=K total=T cpu0=U/K
+/// ... func.NAME=C ...`, the counts between a start and a stop marker;
+/// V is the vCPU that ran the stop marker.
+pub fn report(n: u64, vcpu: u32, per_cpu: &[Slot], funcs: &[(String, u64)]) -> String {
     let mut sum = Slot::default();
     for s in per_cpu {
         sum.user += s.user;
@@ -107,7 +108,7 @@ pub fn report(n: u64, per_cpu: &[Slot], funcs: &[(String, u64)]) -> String {
         }
     }
     let mut line = format!(
-        "insn mark={n} user={} kernel={} total={}",
+        "insn mark={n} vcpu={vcpu} user={} kernel={} total={}",
         sum.user,
         sum.kernel,
         sum.user + sum.kernel
@@ -177,8 +178,8 @@ mod tests {
         b.funcs[0] = 1;
         let funcs = vec![("pskb_expand_head".to_string(), 0)];
         assert_eq!(
-            report(3, &[a, b], &funcs),
-            "insn mark=3 user=15 kernel=150 total=165 cpu0=10/100 cpu1=5/50 func.pskb_expand_head=3"
+            report(3, 1, &[a, b], &funcs),
+            "insn mark=3 vcpu=1 user=15 kernel=150 total=165 cpu0=10/100 cpu1=5/50 func.pskb_expand_head=3"
         );
         let later = Slot {
             user: 12,

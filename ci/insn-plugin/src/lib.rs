@@ -83,7 +83,7 @@ fn snapshot(score: *mut sys::qemu_plugin_scoreboard) -> Vec<Slot> {
         .collect()
 }
 
-unsafe extern "C" fn on_mark(_vcpu: c_uint, udata: *mut c_void) {
+unsafe extern "C" fn on_mark(vcpu: c_uint, udata: *mut c_void) {
     let kind = if udata.is_null() {
         Marker::Start
     } else {
@@ -102,7 +102,7 @@ unsafe extern "C" fn on_mark(_vcpu: c_uint, udata: *mut c_void) {
                         .enumerate()
                         .map(|(i, s)| s.delta(start.get(i).unwrap_or(&Slot::default())))
                         .collect();
-                    count::report(st.marks, &d, &st.funcs)
+                    count::report(st.marks, vcpu, &d, &st.funcs)
                 }
                 None => format!("insn mark={} error=stop-without-start", st.marks),
             };

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 
 use nk_bpf::{mprog, pin, Anchor, AttachPoint, Direction, NetkitSide, Object};
 use nk_netlink::{
-    addr::parse_cidr, link::check_ifname, LinkChange, Mac, NetkitMode, NetkitSpec, NetnsFd,
-    NetnsRef, RtSocket,
+    addr::parse_cidr, link::check_ifname, LinkChange, Mac, NetkitMode, NetkitSpec, NetkitSync,
+    NetnsFd, NetnsRef, RtSocket,
 };
 
 use crate::cli::Error;
@@ -61,6 +61,11 @@ pub struct EndpointAdd {
     /// list, or tcx ingress of the host veth).
     #[arg(long, default_value = "nk_endpoint_from_pod", requires = "bpf")]
     pub prog: String,
+    /// Settings the host-side primary owns for the pair (IFLA_NETKIT_SYNC,
+    /// netkit modes only): mtu, gso, mtu,gso or none. With gso, BIG TCP
+    /// limits set on the primary reach the Pod's eth0.
+    #[arg(long, value_name = "mtu,gso")]
+    pub sync: Option<NetkitSync>,
 }
 
 #[derive(clap::Args)]
@@ -127,6 +132,9 @@ pub fn add(a: &EndpointAdd) -> Result<Endpoint, Error> {
     if a.netns.is_empty() || a.netns.contains('/') {
         return Err(format!("invalid netns name {:?}", a.netns).into());
     }
+    if a.sync.is_some() && a.mode == Mode::Veth {
+        return Err("--sync is a netkit setting: a veth endpoint has no primary that owns its peer's settings".into());
+    }
     if let Some(obj) = &a.bpf {
         if !obj.is_file() {
             return Err(format!("--bpf {}: no such file", obj.display()).into());
@@ -176,6 +184,7 @@ fn add_steps(
             };
             let mut spec = NetkitSpec::new(&a.name, POD_DEV, mode);
             spec.peer.netns = Some(peer_ns);
+            spec.sync = a.sync;
             host.netkit_add(&spec)?;
         }
     }
@@ -360,6 +369,26 @@ mod tests {
             ep(Mode::Veth, Some("aa:bb:cc:00:00:01")),
         ];
         insta::assert_snapshot!(crate::output::json(&eps).unwrap());
+    }
+
+    #[test]
+    fn sync_is_refused_for_veth_before_any_syscall() {
+        let a = EndpointAdd {
+            name: "lxc0".into(),
+            mode: Mode::Veth,
+            netns: "pod0".into(),
+            addr: "10.250.0.2/32".into(),
+            bpf: None,
+            prog: "nk_endpoint_from_pod".into(),
+            sync: Some(NetkitSync(NetkitSync::GSO)),
+        };
+        // Unprivileged and with the syscall fake failing closed: the error
+        // must come from the check, not from the kernel.
+        let Err(e) = add(&a) else {
+            panic!("a veth endpoint with --sync was accepted");
+        };
+        let e = e.to_string();
+        assert!(e.contains("--sync is a netkit setting"), "{e}");
     }
 
     #[test]

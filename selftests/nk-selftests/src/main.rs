@@ -57,7 +57,7 @@ const BENCHES: &[(&str, usize, u64, BenchFn)] = &[
 ];
 
 fn usage() -> ! {
-    eprintln!("usage: nk-selftests --list | --list-bench | [--bpf-dir DIR] [--nkctl PATH] (--run CASE | --bench NAME [--size N]) | --golden-capture DIR");
+    eprintln!("usage: nk-selftests --list | --list-bench | [--bpf-dir DIR] [--nkctl PATH] (--run CASE | --bench NAME [--size N] [--pin-cpu N]) | --golden-capture DIR");
     std::process::exit(2);
 }
 
@@ -68,6 +68,7 @@ fn main() {
     let mut nkctl = None;
     let mut bench = None;
     let mut size: Option<usize> = None;
+    let mut pin_cpu: Option<usize> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -84,6 +85,14 @@ fn main() {
             "--size" => {
                 i += 1;
                 size = args.get(i).and_then(|s| s.parse().ok());
+            }
+            "--pin-cpu" => {
+                i += 1;
+                pin_cpu = Some(
+                    args.get(i)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or_else(|| usage()),
+                );
             }
             "--list" => {
                 for (n, _, t, _) in CASES {
@@ -118,6 +127,12 @@ fn main() {
             std::process::exit(2);
         };
         let ctx = Ctx { bpf_dir, nkctl };
+        if let Some(cpu) = pin_cpu {
+            if let Err(e) = bench::insn::pin_to_cpu(cpu) {
+                eprintln!("--pin-cpu {cpu}: {e}");
+                std::process::exit(1);
+            }
+        }
         let mut r = harness::Reporter::new(1);
         f(&ctx, &mut r, size.unwrap_or(*default));
         std::process::exit(r.exit_code());

@@ -242,6 +242,11 @@ pub fn plan(args: &VmtestArgs, p: &Prepared, names: &[String], slow: u64) -> Res
         if let Some(s) = args.bench_size {
             argv.extend(["--size".into(), s.to_string()]);
         }
+        // Counted instructions: one vCPU runs the benchmark, so that its
+        // count alone (`_local_insns`) leaves the other's work out.
+        if args.insn_plugin.is_some() {
+            argv.extend(["--pin-cpu".into(), "0".into()]);
+        }
         plan.push(Entry {
             name: format!("bench.{name}"),
             timeout: Duration::from_secs(t * slow),

@@ -87,9 +87,21 @@ pub fn func_addrs<'a>(map: &str, names: &[&'a str]) -> Vec<(&'a str, u64)> {
 #[derive(Debug, Default, PartialEq)]
 pub struct Count {
     pub mark: u64,
+    /// The vCPU that ran the stop marker.
+    pub vcpu: Option<usize>,
     pub user: u64,
     pub kernel: u64,
+    /// Each vCPU's (user, kernel).
+    pub cpus: Vec<(u64, u64)>,
     pub funcs: Vec<(String, u64)>,
+}
+
+impl Count {
+    /// What the marking vCPU alone executed (the benchmark is pinned to
+    /// it with --pin-cpu): no other vCPU's unrelated work.
+    pub fn local(&self) -> Option<u64> {
+        self.cpus.get(self.vcpu?).map(|(u, k)| u + k)
+    }
 }
 
 pub fn parse_counts(text: &str) -> Result<Vec<Count>> {
@@ -114,11 +126,22 @@ pub fn parse_counts(text: &str) -> Result<Vec<Count>> {
                     have_mark = true;
                 }
                 "user" => c.user = num()?,
+                "vcpu" => c.vcpu = Some(num()? as usize),
                 "kernel" => c.kernel = num()?,
                 "error" => bail!("insn.txt:{}: the plugin reported {val}", n + 1),
                 _ => {
                     if let Some(f) = k.strip_prefix("func.") {
                         c.funcs.push((f.to_string(), num()?));
+                    } else if let Some(i) = k.strip_prefix("cpu").and_then(|i| i.parse().ok()) {
+                        let (u, kern) = val
+                            .split_once('/')
+                            .and_then(|(u, kk)| Some((u.parse().ok()?, kk.parse().ok()?)))
+                            .with_context(|| format!("insn.txt:{}: bad {k}={val}", n + 1))?;
+                        let i: usize = i;
+                        if c.cpus.len() <= i {
+                            c.cpus.resize(i + 1, (0, 0));
+                        }
+                        c.cpus[i] = (u, kern);
                     }
                 }
             }
@@ -179,6 +202,9 @@ pub fn metrics(ktap: &str, counts: &str) -> Result<Vec<Metric>> {
             per(c.kernel),
         ));
         out.push((bench.clone(), format!("{label}_user_insns"), per(c.user)));
+        if let Some(l) = c.local() {
+            out.push((bench.clone(), format!("{label}_local_insns"), per(l)));
+        }
         for (f, n) in &c.funcs {
             out.push((bench.clone(), format!("{label}_{f}_calls"), per(*n)));
         }
@@ -259,7 +285,7 @@ mod tests {
     #[test]
     fn marks_pair_with_counts() {
         let ktap = "  # insn-mark: sock_destroy bpf_ns10_by0_socket 1000\n# bench: x y 1\n  # insn-mark: sock_destroy aborted 0\n";
-        let counts = "insn mark=0 user=2000 kernel=8000 total=10000 cpu0=2000/8000 func.pskb_expand_head=3\ninsn mark=1 user=1 kernel=1 total=2 cpu0=1/1 func.pskb_expand_head=0\n";
+        let counts = "insn mark=0 vcpu=1 user=2000 kernel=8000 total=10000 cpu0=1000/3000 cpu1=1000/5000 func.pskb_expand_head=3\ninsn mark=1 user=1 kernel=1 total=2 cpu0=1/1 func.pskb_expand_head=0\n";
         let m = metrics(ktap, counts).unwrap();
         assert_eq!(
             m,
@@ -278,6 +304,11 @@ mod tests {
                     "sock_destroy".into(),
                     "bpf_ns10_by0_socket_user_insns".into(),
                     2.0
+                ),
+                (
+                    "sock_destroy".into(),
+                    "bpf_ns10_by0_socket_local_insns".into(),
+                    6.0
                 ),
                 (
                     "sock_destroy".into(),

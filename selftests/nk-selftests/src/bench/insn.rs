@@ -43,3 +43,24 @@ impl Drop for Span {
         println!("# insn-mark: {} {} {}", self.bench, self.label, self.ops);
     }
 }
+
+/// Runs this process, and the threads and processes it starts, on `cpu`
+/// only (`--pin-cpu`, which `bench --measure insn` passes): the plugin
+/// then also reports what that vCPU alone executed, without the other
+/// vCPU's unrelated work.
+pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: set is a plain bit set, zeroed and then filled by the libc
+    // macros for one CPU number below CPU_SETSIZE.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

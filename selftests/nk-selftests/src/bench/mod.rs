@@ -458,7 +458,12 @@ const POD_IPS: [std::net::Ipv4Addr; 2] = [
 /// the e2e datapath (`bpf/nk_e2e.bpf.c`, as `nk.e2e_datapath` uses it)
 /// forwarding between them: bpf_redirect() from the netkit peer list,
 /// bpf_redirect_peer() from a host-side veth. Returns (host, podA, podB).
-fn two_pods(ctx: &Ctx, mode: &str, tag: &str) -> Result<(Ns, String, String), Stop> {
+fn two_pods(
+    ctx: &Ctx,
+    mode: &str,
+    tag: &str,
+    sync: Option<&str>,
+) -> Result<(Ns, String, String), Stop> {
     let host = Ns::new()?;
     env::addr(&host, "lo", "10.250.255.1/32")?;
     let nk = ctx
@@ -479,13 +484,15 @@ fn two_pods(ctx: &Ctx, mode: &str, tag: &str) -> Result<(Ns, String, String), St
             let dev = format!("ep{i}");
             let ip = format!("{ip}/32");
             let st = host.run(|| {
-                Command::new(&nk)
-                    .args([
-                        "endpoint", "add", &dev, "--mode", mode, "--netns", &ns, "--addr", &ip,
-                        "--bpf", &obj_s, "--prog", prog,
-                    ])
-                    .stdout(Stdio::null())
-                    .status()
+                let mut c = Command::new(&nk);
+                c.args([
+                    "endpoint", "add", &dev, "--mode", mode, "--netns", &ns, "--addr", &ip,
+                    "--bpf", &obj_s, "--prog", prog,
+                ]);
+                if let Some(s) = sync {
+                    c.args(["--sync", s]);
+                }
+                c.stdout(Stdio::null()).status()
             })??;
             check!(st.success(), "nkctl endpoint add {dev} --mode {mode}");
             names.push(ns);
@@ -547,7 +554,9 @@ pub fn tcp_streams(ctx: &Ctx, r: &mut Reporter, secs: usize) {
     ] {
         r.sub(&format!("pod_to_pod_{tag}"), || -> TResult {
             env::require_root()?;
-            let (host, a, b) = two_pods(ctx, mode, tag)?;
+            // BIG TCP on the primaries reaches the Pods only where the
+            // primary owns the GSO limits (IFLA_NETKIT_SYNC, opt-in).
+            let (host, a, b) = two_pods(ctx, mode, tag, big.then_some("mtu,gso"))?;
             let result = (|| -> TResult {
                 if big {
                     let mut s = host.rt()?;
