@@ -9,11 +9,23 @@
 //! nothing between the marks is printed, so that the count is the
 //! operation's alone.
 
-/// Counting runs from here until [`Span::end`] (or the drop).
+/// Counting runs from here until [`Span::end`] or [`Span::stop`] (or the
+/// drop).
 pub struct Span {
     bench: &'static str,
     label: String,
     ops: u64,
+    stopped: bool,
+}
+
+/// A span whose counting stopped, waiting for its number of operations
+/// (known only after parsing what the measured process printed).
+pub struct Stopped(Span);
+
+impl Stopped {
+    pub fn ops(mut self, ops: u64) {
+        self.0.ops = ops;
+    }
 }
 
 pub fn span(bench: &'static str, label: impl Into<String>) -> Span {
@@ -24,7 +36,13 @@ pub fn span(bench: &'static str, label: impl Into<String>) -> Span {
         bench,
         label: label.into(),
         ops: 0,
+        stopped: false,
     }
+}
+
+fn stop_marker() {
+    // SAFETY: as in span(); `xchg cx, cx` is the stop marker.
+    unsafe { std::arch::asm!("xchg cx, cx", options(nomem, nostack, preserves_flags)) };
 }
 
 impl Span {
@@ -32,12 +50,20 @@ impl Span {
     pub fn end(mut self, ops: u64) {
         self.ops = ops;
     }
+
+    /// Stops counting now; the operations are given to the result.
+    pub fn stop(mut self) -> Stopped {
+        stop_marker();
+        self.stopped = true;
+        Stopped(self)
+    }
 }
 
 impl Drop for Span {
     fn drop(&mut self) {
-        // SAFETY: as in span(); `xchg cx, cx` is the stop marker.
-        unsafe { std::arch::asm!("xchg cx, cx", options(nomem, nostack, preserves_flags)) };
+        if !self.stopped {
+            stop_marker();
+        }
         // A span dropped without end() (an early error) still pairs with
         // the plugin's count, with 0 operations: the host skips it.
         println!("# insn-mark: {} {} {}", self.bench, self.label, self.ops);

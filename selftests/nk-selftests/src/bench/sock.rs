@@ -136,11 +136,21 @@ fn nkctl_cmd(ctx: &Ctx, method: &str) -> Result<Command, Stop> {
 }
 
 /// One destroying run: wall seconds, the sockets it reported, and its
-/// phases (setup_s, run_s, read_s, verified_insns).
-fn timed(ctx: &Ctx, method: &str) -> Result<(f64, u64, serde_json::Value), Stop> {
+/// phases (setup_s, run_s, read_s, verified_insns). With `mark`, the
+/// instructions of the nkctl process's run are counted (insn.rs), and
+/// not what this process does with its output afterwards.
+fn timed(
+    ctx: &Ctx,
+    method: &str,
+    mark: Option<String>,
+) -> Result<(f64, u64, serde_json::Value), Stop> {
+    let mut cmd = nkctl_cmd(ctx, method)?;
     let t = Instant::now();
-    let out = nkctl_cmd(ctx, method)?.output()?;
+    let span = mark.map(|m| super::insn::span("sock_destroy", m));
+    let out = cmd.output();
+    let stopped = span.map(super::insn::Span::stop);
     let secs = t.elapsed().as_secs_f64();
+    let out = out?;
     check!(
         out.status.success(),
         "nkctl --method {method}: {}",
@@ -154,6 +164,9 @@ fn timed(ctx: &Ctx, method: &str) -> Result<(f64, u64, serde_json::Value), Stop>
         .flatten()
         .map(|n| n["tcp"].as_u64().unwrap_or(0) + n["udp"].as_u64().unwrap_or(0))
         .sum();
+    if let Some(s) = stopped {
+        s.ops(n);
+    }
     Ok((secs, n, v["phases"].clone()))
 }
 
@@ -302,13 +315,11 @@ fn round(
         if method == "pinned" {
             // Load and pin once; the measured run reuses the pins.
             arm(&mut nss, per_ns)?;
-            timed(ctx, method)?;
+            timed(ctx, method, None)?;
             check_all_destroyed(&nss)?;
         }
         arm(&mut nss, per_ns)?;
-        let span = super::insn::span("sock_destroy", format!("{method}_{tag}_socket"));
-        let (s, n, phases) = timed(ctx, method)?;
-        span.end(n);
+        let (s, n, phases) = timed(ctx, method, Some(format!("{method}_{tag}_socket")))?;
         check_eq!(
             n,
             (per_ns * n_ns) as u64,
