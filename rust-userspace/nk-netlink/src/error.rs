@@ -35,6 +35,13 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// A dump whose table changed while it was read (`NLM_F_DUMP_INTR`):
+    /// its results may be inconsistent, so none are returned; ask again.
+    #[error("{request}: the dump was interrupted (NLM_F_DUMP_INTR): the table changed while it was read; retry")]
+    Interrupted {
+        /// What was asked.
+        request: String,
+    },
     /// The kernel's answer could not be understood.
     #[error("{request}: malformed reply: {why}")]
     Malformed {

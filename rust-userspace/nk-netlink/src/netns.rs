@@ -139,7 +139,10 @@ impl NetnsFd {
             nstype: libc::CLONE_NEWNET,
         })
         .map_err(io_err("setns", "entering a netns".into()))?;
-        Ok(NetnsGuard { back })
+        Ok(NetnsGuard {
+            back,
+            _thread: std::marker::PhantomData,
+        })
     }
 
     /// Runs `f` inside this netns on the calling thread, then returns.
@@ -153,9 +156,19 @@ impl NetnsFd {
 }
 
 /// Returns the thread to its previous netns when dropped.
+///
+/// A netns is a property of a thread, so the guard must be dropped on the
+/// thread that entered: it is neither `Send` nor `Sync`.
+///
+/// ```compile_fail,E0277
+/// fn send<T: Send>() {}
+/// send::<nk_netlink::netns::NetnsGuard>();
+/// ```
 #[derive(Debug)]
 pub struct NetnsGuard {
     back: NetnsFd,
+    /// `*const ()` makes the guard `!Send` and `!Sync`.
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for NetnsGuard {

@@ -85,7 +85,7 @@ impl RtSocket {
 
     fn send(&mut self, msg: &MsgBuilder, request: &str) -> Result<u32> {
         self.seq = self.seq.wrapping_add(1);
-        let bytes = msg.finish(self.seq);
+        let bytes = msg.try_finish(self.seq)?;
         syscall(Syscall::Send {
             fd: self.fd.as_fd(),
             buf: &bytes,
@@ -116,10 +116,12 @@ impl RtSocket {
     fn collect(&mut self, seq: u32, request: &str, dump: bool) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         loop {
+            // MSG_TRUNC: recv() returns the datagram's length even when
+            // the buffer was shorter, so a cut reply is seen, not parsed.
             let n = syscall(Syscall::Recv {
                 fd: self.fd.as_fd(),
                 buf: &mut self.buf,
-                flags: 0,
+                flags: libc::MSG_TRUNC,
             })
             .map_err(sys("recv", request))? as usize;
             if n == 0 {
@@ -128,9 +130,23 @@ impl RtSocket {
                     why: "empty read".into(),
                 });
             }
+            if n > self.buf.len() {
+                return Err(Error::Malformed {
+                    request: request.into(),
+                    why: format!(
+                        "a {n}-byte reply did not fit the {}-byte buffer (MSG_TRUNC)",
+                        self.buf.len()
+                    ),
+                });
+            }
             for (h, payload) in wire::messages(&self.buf[..n]) {
                 if h.nlmsg_seq != seq {
                     continue;
+                }
+                if h.nlmsg_flags as u32 & uapi::NLM_F_DUMP_INTR != 0 {
+                    return Err(Error::Interrupted {
+                        request: request.into(),
+                    });
                 }
                 match h.nlmsg_type as u32 {
                     uapi::NLMSG_ERROR => {
@@ -194,4 +210,111 @@ pub fn extack_msg(h: &uapi::nlmsghdr, payload: &[u8]) -> Option<String> {
     Attrs::new(payload.get(off..)?)
         .find(|(t, _)| *t as u32 == uapi::NLMSGERR_ATTR_MSG)
         .and_then(|(_, p)| wire::get_str(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::os::fd::IntoRawFd;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// A fake kernel for one socket: answers each recv() with what
+    /// `reply(seq, buf)` writes and returns; counts the sends.
+    fn fake(
+        reply: impl Fn(u32, &mut [u8]) -> i64 + 'static,
+    ) -> (nk_sys::fake::Guard, Rc<RefCell<u32>>) {
+        let sends = Rc::new(RefCell::new(0));
+        let seq = Rc::new(RefCell::new(0u32));
+        let s2 = sends.clone();
+        let g = nk_sys::fake::install(move |c| match c {
+            Syscall::Socket { .. } => {
+                let f = std::fs::File::open("/dev/null")?;
+                Ok(i64::from(OwnedFd::from(f).into_raw_fd()))
+            }
+            Syscall::SetSockOpt { .. } | Syscall::BindNetlink { .. } => Ok(0),
+            Syscall::Send { buf, .. } => {
+                *s2.borrow_mut() += 1;
+                *seq.borrow_mut() = u32::from_ne_bytes(buf[8..12].try_into().unwrap());
+                Ok(buf.len() as i64)
+            }
+            Syscall::Recv { buf, flags, .. } => {
+                assert_ne!(*flags & libc::MSG_TRUNC, 0, "recv without MSG_TRUNC");
+                Ok(reply(*seq.borrow(), buf))
+            }
+            other => panic!("unexpected {other:?}"),
+        });
+        (g, sends)
+    }
+
+    /// A netlink message header of `ty` with `flags` and `seq`, no payload.
+    fn hdr(buf: &mut [u8], ty: u16, flags: u16, seq: u32) -> i64 {
+        let h = uapi::nlmsghdr {
+            nlmsg_len: wire::NLMSG_HDRLEN as u32 + 4,
+            nlmsg_type: ty,
+            nlmsg_flags: flags,
+            nlmsg_seq: seq,
+            nlmsg_pid: 0,
+        };
+        buf[..wire::NLMSG_HDRLEN].copy_from_slice(wire::bytes_of(&h));
+        buf[wire::NLMSG_HDRLEN..wire::NLMSG_HDRLEN + 4].fill(0);
+        (wire::NLMSG_HDRLEN + 4) as i64
+    }
+
+    fn getlink_dump() -> MsgBuilder {
+        MsgBuilder::new(
+            uapi::RTM_GETLINK as u16,
+            (uapi::NLM_F_REQUEST | uapi::NLM_F_DUMP) as u16,
+        )
+    }
+
+    #[test]
+    fn a_truncated_reply_is_an_error() {
+        // The kernel's datagram was longer than the buffer: recv() with
+        // MSG_TRUNC says so by returning its real length.
+        let (_g, _) = fake(|_, buf| buf.len() as i64 + 100);
+        let mut s = RtSocket::open().unwrap();
+        let e = s
+            .dump(&getlink_dump(), "RTM_GETLINK dump")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("did not fit the 65536-byte buffer (MSG_TRUNC)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_dump_is_an_error() {
+        let (_g, _) = fake(|seq, buf| {
+            hdr(
+                buf,
+                uapi::RTM_NEWLINK as u16,
+                (uapi::NLM_F_MULTI | uapi::NLM_F_DUMP_INTR) as u16,
+                seq,
+            )
+        });
+        let mut s = RtSocket::open().unwrap();
+        let e = s.dump(&getlink_dump(), "RTM_GETLINK dump").unwrap_err();
+        assert!(matches!(e, Error::Interrupted { .. }), "{e}");
+        assert!(e.to_string().contains("NLM_F_DUMP_INTR"), "{e}");
+    }
+
+    #[test]
+    fn an_oversized_attribute_is_refused_before_sending() {
+        let (_g, sends) = fake(|seq, buf| hdr(buf, uapi::NLMSG_DONE as u16, 0, seq));
+        let mut s = RtSocket::open().unwrap();
+        let mut m = getlink_dump();
+        m.attr(3, &vec![0; 70_000]);
+        let e = s.dump(&m, "RTM_GETLINK dump").unwrap_err();
+        assert!(matches!(e, Error::Invalid { .. }), "{e}");
+        assert_eq!(*sends.borrow(), 0, "nothing may reach the kernel");
+        // The same request without it goes out, and a clean end is Ok.
+        assert!(s
+            .dump(&getlink_dump(), "RTM_GETLINK dump")
+            .unwrap()
+            .is_empty());
+        assert_eq!(*sends.borrow(), 1);
+    }
 }

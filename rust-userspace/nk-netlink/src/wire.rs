@@ -3,6 +3,8 @@
 
 use nk_sys::uapi;
 
+use crate::{Error, Result};
+
 /// Rounds up to the netlink alignment of 4 bytes.
 pub const fn align(n: usize) -> usize {
     (n + 3) & !3
@@ -71,6 +73,10 @@ pub fn read_pod<T: Pod>(b: &[u8]) -> Option<T> {
 pub struct MsgBuilder {
     buf: Vec<u8>,
     nests: Vec<usize>,
+    /// The first attribute or nest too long for its u16 length, if any:
+    /// [`MsgBuilder::try_finish`] refuses the message instead of sending
+    /// a truncated length.
+    too_long: Option<String>,
 }
 
 impl MsgBuilder {
@@ -86,6 +92,7 @@ impl MsgBuilder {
         let mut b = MsgBuilder {
             buf: Vec::with_capacity(256),
             nests: Vec::new(),
+            too_long: None,
         };
         b.buf.extend_from_slice(bytes_of(&hdr));
         b
@@ -103,9 +110,20 @@ impl MsgBuilder {
         self.buf.resize(n, 0);
     }
 
-    /// Appends an attribute with a raw payload.
+    /// Appends an attribute with a raw payload. One longer than an
+    /// attribute's u16 length can say is not written, and makes
+    /// [`MsgBuilder::try_finish`] fail.
     pub fn attr(&mut self, ty: u16, payload: &[u8]) -> &mut Self {
-        let len = (NLA_HDRLEN + payload.len()) as u16;
+        let Ok(len) = u16::try_from(NLA_HDRLEN + payload.len()) else {
+            self.too_long.get_or_insert_with(|| {
+                format!(
+                    "attribute type {ty} would be {} bytes; a netlink attribute holds at most {}",
+                    NLA_HDRLEN + payload.len(),
+                    u16::MAX
+                )
+            });
+            return self;
+        };
         self.buf.extend_from_slice(&len.to_ne_bytes());
         self.buf.extend_from_slice(&ty.to_ne_bytes());
         self.buf.extend_from_slice(payload);
@@ -142,22 +160,59 @@ impl MsgBuilder {
         self.attr(ty | NLA_F_NESTED, &[])
     }
 
-    /// Closes the innermost nest, fixing up its length.
+    /// Closes the innermost nest, fixing up its length. A nest longer
+    /// than its u16 length can say makes [`MsgBuilder::try_finish`] fail.
     pub fn end_nest(&mut self) -> &mut Self {
         let at = self.nests.pop().expect("end_nest without begin_nest");
-        let len = (self.buf.len() - at) as u16;
-        self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
+        match u16::try_from(self.buf.len() - at) {
+            Ok(len) => self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes()),
+            Err(_) => {
+                let ty = u16::from_ne_bytes([self.buf[at + 2], self.buf[at + 3]]) & !NLA_F_NESTED;
+                let len = self.buf.len() - at;
+                self.too_long.get_or_insert_with(|| {
+                    format!(
+                        "nested attribute type {ty} would be {len} bytes; a netlink attribute holds at most {}",
+                        u16::MAX
+                    )
+                });
+            }
+        }
         self
     }
 
     /// Finishes the message with `seq`, returning its bytes.
-    pub fn finish(&self, seq: u32) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when an attribute or nest was too long for
+    /// netlink's u16 lengths, or the message for its u32 one.
+    pub fn try_finish(&self, seq: u32) -> Result<Vec<u8>> {
         assert!(self.nests.is_empty(), "unclosed nested attribute");
+        if let Some(why) = &self.too_long {
+            return Err(Error::Invalid {
+                what: "netlink message",
+                why: why.clone(),
+            });
+        }
         let mut b = self.buf.clone();
-        let len = b.len() as u32;
+        let len = u32::try_from(b.len()).map_err(|_| Error::Invalid {
+            what: "netlink message",
+            why: format!("{} bytes, above netlink's u32 length", b.len()),
+        })?;
         b[0..4].copy_from_slice(&len.to_ne_bytes());
         b[8..12].copy_from_slice(&seq.to_ne_bytes());
-        b
+        Ok(b)
+    }
+
+    /// [`MsgBuilder::try_finish`] for messages known to fit (tests,
+    /// fixed-size requests).
+    ///
+    /// # Panics
+    /// If an attribute or nest was too long.
+    pub fn finish(&self, seq: u32) -> Vec<u8> {
+        match self.try_finish(seq) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
@@ -229,6 +284,31 @@ pub fn messages(b: &[u8]) -> Vec<(uapi::nlmsghdr, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_and_nests_over_64k_are_refused_not_truncated() {
+        // 65,531 bytes of payload + 4 of header is the largest attribute.
+        let mut m = MsgBuilder::new(16, 1);
+        m.attr(1, &vec![0; 65_531]);
+        assert!(m.try_finish(1).is_ok());
+        // One byte more: `as u16` would have written a length of 0.
+        let mut m = MsgBuilder::new(16, 1);
+        m.attr(1, &vec![0; 65_532]);
+        let e = m.try_finish(1).unwrap_err().to_string();
+        assert!(e.contains("attribute type 1 would be 65536 bytes"), "{e}");
+        // A nest of attributes that each fit but together do not.
+        let mut m = MsgBuilder::new(16, 1);
+        m.begin_nest(7);
+        for _ in 0..3 {
+            m.attr(2, &vec![0; 30_000]);
+        }
+        m.end_nest();
+        let e = m.try_finish(1).unwrap_err().to_string();
+        assert!(
+            e.contains("nested attribute type 7 would be 90016 bytes"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn nested_lengths_and_padding() {
