@@ -107,9 +107,75 @@ const _: () = assert!(IFLA_NETKIT_HEADROOM == 8 && IFLA_NETKIT_TAILROOM == 9);
 // Mainline's number; the 6.12 series keeps it (10 is reserved there).
 const _: () = assert!(IFLA_NETKIT_SYNC == 11);
 
-/// A 6-byte Ethernet address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+/// A 6-byte Ethernet address; serialized as `02:00:00:00:00:01`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Mac(pub [u8; 6]);
+
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A hardware address of any length as iproute2's JSON prints it:
+/// colon-separated hex bytes.
+fn serialize_hw_addr<S: serde::Serializer>(
+    a: &Option<Vec<u8>>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match a {
+        Some(b) => s.serialize_str(
+            &b.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        ),
+        None => s.serialize_none(),
+    }
+}
+
+/// `IFF_*` names in iproute2's order (`print_link_flags()`); RUNNING is
+/// left out as iproute2 does, LOWER_UP says it.
+const IFF_NAMES: [(u32, &str); 17] = [
+    (libc::IFF_LOOPBACK as u32, "LOOPBACK"),
+    (libc::IFF_BROADCAST as u32, "BROADCAST"),
+    (libc::IFF_POINTOPOINT as u32, "POINTOPOINT"),
+    (libc::IFF_MULTICAST as u32, "MULTICAST"),
+    (libc::IFF_NOARP as u32, "NOARP"),
+    (libc::IFF_ALLMULTI as u32, "ALLMULTI"),
+    (libc::IFF_PROMISC as u32, "PROMISC"),
+    (libc::IFF_MASTER as u32, "MASTER"),
+    (libc::IFF_SLAVE as u32, "SLAVE"),
+    (libc::IFF_DEBUG as u32, "DEBUG"),
+    (libc::IFF_DYNAMIC as u32, "DYNAMIC"),
+    (libc::IFF_AUTOMEDIA as u32, "AUTOMEDIA"),
+    (libc::IFF_PORTSEL as u32, "PORTSEL"),
+    (libc::IFF_NOTRAILERS as u32, "NOTRAILERS"),
+    (libc::IFF_UP as u32, "UP"),
+    (libc::IFF_LOWER_UP as u32, "LOWER_UP"),
+    (libc::IFF_DORMANT as u32, "DORMANT"),
+];
+
+/// The names of `flags`' bits, iproute2's way; bits without a name as
+/// `0x..`.
+pub fn iff_names(flags: u32) -> Vec<String> {
+    let mut v: Vec<String> = IFF_NAMES
+        .iter()
+        .filter(|(b, _)| flags & b != 0)
+        .map(|(_, n)| (*n).to_string())
+        .collect();
+    let known = IFF_NAMES
+        .iter()
+        .fold(libc::IFF_RUNNING as u32, |a, (b, _)| a | b);
+    if flags & !known != 0 {
+        v.push(format!("{:#x}", flags & !known));
+    }
+    v
+}
+
+fn serialize_iff<S: serde::Serializer>(flags: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(iff_names(*flags))
+}
 
 impl std::str::FromStr for Mac {
     type Err = Error;
@@ -420,7 +486,8 @@ pub struct LinkInfo {
     pub index: u32,
     /// Name.
     pub name: String,
-    /// `IFF_*` flags.
+    /// `IFF_*` flags (serialized by name, as iproute2's JSON has them).
+    #[serde(serialize_with = "serialize_iff")]
     pub flags: u32,
     /// MTU.
     pub mtu: Option<u32>,
@@ -428,7 +495,9 @@ pub struct LinkInfo {
     pub min_mtu: Option<u32>,
     /// See `min_mtu`.
     pub max_mtu: Option<u32>,
-    /// L2 address (empty or all-zero for L3 devices).
+    /// L2 address (empty or all-zero for L3 devices); serialized as
+    /// colon-separated hex.
+    #[serde(serialize_with = "serialize_hw_addr")]
     pub address: Option<Vec<u8>>,
     /// `IFLA_INFO_KIND`.
     pub kind: Option<String>,
@@ -787,6 +856,42 @@ impl RtSocket {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn json_spells_values_as_iproute2_does() {
+        let l = LinkInfo {
+            index: 5,
+            name: "nk0".into(),
+            flags: (libc::IFF_UP | libc::IFF_BROADCAST | libc::IFF_RUNNING | libc::IFF_LOWER_UP)
+                as u32
+                | 1 << 30,
+            address: Some(vec![2, 0, 0, 0, 0, 0xab]),
+            netkit: Some(NetkitInfo {
+                primary: true,
+                mode: Some(crate::NetkitMode::L3),
+                policy: Some(crate::NetkitPolicy::Pass),
+                peer_policy: Some(crate::NetkitPolicy::Drop),
+                scrub: Some(crate::NetkitScrub::Default),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&l).unwrap();
+        assert_eq!(
+            v["flags"],
+            serde_json::json!(["BROADCAST", "UP", "LOWER_UP", "0x40000000"])
+        );
+        assert_eq!(v["address"], "02:00:00:00:00:ab");
+        assert_eq!(v["netkit"]["mode"], "l3");
+        assert_eq!(v["netkit"]["policy"], "forward");
+        assert_eq!(v["netkit"]["peer_policy"], "blackhole");
+        assert_eq!(v["netkit"]["scrub"], "default");
+        assert_eq!(
+            serde_json::to_value(Mac([2, 0, 0, 0, 0, 1])).unwrap(),
+            "02:00:00:00:00:01"
+        );
+    }
+
     use super::*;
 
     #[test]

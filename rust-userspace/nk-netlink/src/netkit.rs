@@ -7,8 +7,15 @@ use nk_sys::uapi;
 macro_rules! uapi_enum {
     ($(#[$m:meta])* $name:ident : $raw:ty { $($(#[$vm:meta])* $var:ident = $val:expr, $txt:literal;)* }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vm])* $var,)* }
+
+        /// Serialized as iproute2's JSON spells it (`l3`, `forward`, ...).
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
 
         impl $name {
             /// Every value, for round-trip tests and help text.
