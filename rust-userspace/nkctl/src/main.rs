@@ -31,20 +31,28 @@ fn main() {
     let json = std::env::args().any(|a| a == "--json");
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
-        Err(e) if json && e.use_stderr() => {
-            // Valid JSON on stdout, the usage text on stderr.
-            let msg = e.kind().to_string();
-            print!("{}", output::error_json(&msg, None));
-            e.exit()
+        Err(e) => {
+            if json && e.use_stderr() {
+                // Valid JSON on stdout, the usage text on stderr.
+                let msg = e.kind().to_string();
+                print!("{}", output::error_json(&msg, None));
+            }
+            // --help and --version print to stdout and succeed; a usage
+            // error prints to stderr.
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() {
+                output::exit::USAGE
+            } else {
+                output::exit::OK
+            });
         }
-        Err(e) => e.exit(),
     };
     match cli::run(args) {
         Ok(cli::Done { out, failed }) => {
             print!("{out}");
             if let Some(why) = failed {
                 eprintln!("nkctl: {why}");
-                std::process::exit(1);
+                std::process::exit(output::exit::PARTIAL);
             }
         }
         Err(e) => {
@@ -53,7 +61,7 @@ fn main() {
                 print!("{}", output::error_json(&e.to_string(), errno));
             }
             eprintln!("nkctl: {e}");
-            std::process::exit(1);
+            std::process::exit(output::exit_code(&*e));
         }
     }
 }

@@ -20,6 +20,36 @@ pub struct ErrorJson<'a> {
     pub errno: Option<i32>,
 }
 
+/// nkctl's exit codes (README, "nkctl's exit codes").
+pub mod exit {
+    /// Everything asked was done.
+    pub const OK: i32 = 0;
+    /// The command failed: bad input nkctl found itself, or a syscall
+    /// around the request failed.
+    pub const FAILED: i32 = 1;
+    /// The command line is wrong (clap's usage errors).
+    pub const USAGE: i32 = 2;
+    /// The command ran, but part of what it was asked failed (`sock
+    /// destroy` with sockets it could not destroy).
+    pub const PARTIAL: i32 = 3;
+    /// The kernel refused the request: a netlink error answer (with its
+    /// extack) or a failed bpf() command.
+    pub const KERNEL: i32 = 4;
+}
+
+/// The exit code for an error of one of the workspace's libraries.
+pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
+    match e.downcast_ref::<nk_netlink::Error>() {
+        Some(nk_netlink::Error::Kernel { .. }) => return exit::KERNEL,
+        Some(_) => return exit::FAILED,
+        None => {}
+    }
+    match e.downcast_ref::<nk_bpf::Error>() {
+        Some(nk_bpf::Error::Bpf { .. }) => exit::KERNEL,
+        _ => exit::FAILED,
+    }
+}
+
 /// The errno carried by one of the workspace's errors, if any.
 pub fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     if let Some(e) = e.downcast_ref::<nk_netlink::Error>() {
@@ -196,6 +226,41 @@ pub fn query_table(dev: &str, at: AttachPoint, q: &QueryResult, names: &[String]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes_tell_the_kernel_from_bad_input() {
+        let kernel: crate::cli::Error = Box::new(nk_netlink::Error::Kernel {
+            request: "RTM_NEWLINK netkit nk0".into(),
+            source: std::io::Error::from_raw_os_error(libc::EEXIST),
+            extack: None,
+        });
+        assert_eq!(exit_code(&*kernel), exit::KERNEL);
+        let bpf: crate::cli::Error = Box::new(nk_bpf::Error::Bpf {
+            op: "BPF_LINK_CREATE".into(),
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+            hint: None,
+        });
+        assert_eq!(exit_code(&*bpf), exit::KERNEL);
+        let invalid: crate::cli::Error = Box::new(nk_netlink::Error::Invalid {
+            what: "MAC address",
+            why: "x".into(),
+        });
+        assert_eq!(exit_code(&*invalid), exit::FAILED);
+        let own: crate::cli::Error = "--sync is a netkit setting".into();
+        assert_eq!(exit_code(&*own), exit::FAILED);
+        // Distinct, and clap's usage code is its own.
+        let codes = [
+            exit::OK,
+            exit::FAILED,
+            exit::USAGE,
+            exit::PARTIAL,
+            exit::KERNEL,
+        ];
+        for (i, a) in codes.iter().enumerate() {
+            assert!(!codes[i + 1..].contains(a));
+        }
+        assert_eq!(exit::USAGE, 2);
+    }
     use nk_bpf::Direction;
     use nk_netlink::{NetkitInfo, NetkitMode, NetkitPolicy};
 

@@ -498,6 +498,14 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
             let err = String::from_utf8_lossy(&out.stderr);
             check!(!out.status.success(), "nkctl {args:?} succeeded");
             check!(err.contains(want), "nkctl {args:?}: {err:?} lacks {want:?}");
+            // Bad input: clap's usage error (2) or nkctl's own check (1),
+            // never the kernel's code (4).
+            let code = if want == "invalid socket address" {
+                2
+            } else {
+                1
+            };
+            check_eq!(out.status.code(), Some(code), "nkctl {args:?}: exit code");
             // With --json, the error is JSON on stdout too.
             let out = nkctl_raw(ctx, &[&["--json", "sock", "destroy"][..], &args].concat())?;
             check!(!out.status.success(), "nkctl --json {args:?} succeeded");
@@ -536,6 +544,11 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
             check!(
                 !out.status.success(),
                 "{method}: nkctl without CAP_NET_ADMIN succeeded"
+            );
+            check_eq!(
+                out.status.code(),
+                Some(1),
+                "{method}: a missing capability found before any request"
             );
             check!(
                 err.contains("needs CAP_NET_ADMIN")

@@ -481,6 +481,8 @@ pub fn netkit_runtime(ctx: &Ctx, r: &mut Reporter) {
                 })??;
                 let err = String::from_utf8_lossy(&out.stderr);
                 check!(!out.status.success(), "peer above primary accepted");
+                // A kernel refusal has its own exit code (README).
+                check_eq!(out.status.code(), Some(4), "exit code of a kernel refusal");
                 check!(
                     err.contains("mtu greater than device maximum") && err.contains("os error 22"),
                     "nkctl error: {err}"
