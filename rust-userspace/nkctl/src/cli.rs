@@ -345,7 +345,17 @@ pub fn run(cli: Cli) -> Result<Done, Error> {
             }))
         }
         Cmd::Endpoint(EndpointCmd::Del(d)) => {
-            crate::endpoint::del(&d).map(|_| Done::from(String::new()))
+            crate::endpoint::del(&d)?;
+            Ok(Done::from(if cli.json {
+                output::json(&output::EndpointDeleted {
+                    deleted: output::EndpointRef {
+                        endpoint: &d.name,
+                        netns: d.netns.as_deref(),
+                    },
+                })?
+            } else {
+                String::new()
+            }))
         }
         Cmd::Sock(SockCmd::Destroy(a)) => {
             let r = crate::sock::destroy(&a)?;
@@ -388,8 +398,13 @@ fn link(c: LinkCmd, json: bool) -> Result<String, Error> {
                 (None, None) => None,
             };
             spec.validate()?;
-            RtSocket::open()?.netkit_add(&spec)?;
-            Ok(String::new())
+            let mut s = RtSocket::open()?;
+            s.netkit_add(&spec)?;
+            Ok(if json {
+                output::json(&output::LinkDone::Added(&s.link_get(&a.name)?))?
+            } else {
+                String::new()
+            })
         }
         LinkCmd::Show { name } => {
             let mut s = RtSocket::open()?;
@@ -424,13 +439,24 @@ fn link(c: LinkCmd, json: bool) -> Result<String, Error> {
                 ..Default::default()
             };
             s.link_set(idx, &change)?;
-            Ok(String::new())
+            Ok(if json {
+                output::json(&output::LinkDone::Changed(&s.link_get(&a.name)?))?
+            } else {
+                String::new()
+            })
         }
         LinkCmd::Del { name } => {
             let mut s = RtSocket::open()?;
             let idx = ifindex(&mut s, &name)?;
             s.link_del(idx)?;
-            Ok(String::new())
+            Ok(if json {
+                output::json(&output::LinkDone::Deleted {
+                    name: &name,
+                    ifindex: idx,
+                })?
+            } else {
+                String::new()
+            })
         }
     }
 }
@@ -504,7 +530,7 @@ fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
             let q = mprog::query(at)?;
             let out = output::AttachJson {
                 dev: &a.target.dev,
-                hook: at.to_string(),
+                hook: output::HookJson::new(at, &a.target.dev),
                 prog_id,
                 link_id,
                 pin: a.pin.as_ref().map(|p| p.display().to_string()),
@@ -534,7 +560,17 @@ fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
                 }
                 (None, None) => return Err("give --pin PATH or --prog-id ID".into()),
             }
-            Ok(String::new())
+            Ok(if json {
+                output::json(&output::DetachJson {
+                    detached: output::DetachedJson {
+                        hook: output::HookJson::new(at, &d.target.dev),
+                        prog_id: d.prog_id.filter(|_| d.pin.is_none()),
+                        pin: d.pin.as_ref().map(|p| p.display().to_string()),
+                    },
+                })?
+            } else {
+                String::new()
+            })
         }
     }
 }

@@ -127,7 +127,7 @@ pub fn links_table(links: &[LinkInfo]) -> String {
 #[derive(serde::Serialize)]
 pub struct QueryJson<'a> {
     dev: &'a str,
-    hook: String,
+    hook: HookJson<'a>,
     revision: u64,
     programs: Vec<QueryEntry>,
 }
@@ -144,7 +144,7 @@ impl<'a> QueryJson<'a> {
     pub fn new(dev: &'a str, at: AttachPoint, q: &QueryResult, names: &[String]) -> Self {
         QueryJson {
             dev,
-            hook: at.to_string(),
+            hook: HookJson::new(at, dev),
             revision: q.revision,
             programs: q
                 .prog_ids
@@ -161,12 +161,107 @@ impl<'a> QueryJson<'a> {
     }
 }
 
+/// A hook as fields, as bpftool shows them: `{"kind": "tcx",
+/// "direction": "ingress", "ifindex": 3, "dev": "eth0"}`, or for netkit
+/// `"side": "primary"|"peer"` instead of the direction.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct HookJson<'a> {
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub side: Option<&'static str>,
+    pub ifindex: u32,
+    pub dev: &'a str,
+    /// For the text output.
+    #[serde(skip)]
+    pub at: AttachPoint,
+}
+
+impl<'a> HookJson<'a> {
+    pub fn new(at: AttachPoint, dev: &'a str) -> Self {
+        let (kind, direction, side, ifindex) = match at {
+            AttachPoint::Tcx { ifindex, dir } => (
+                "tcx",
+                Some(match dir {
+                    nk_bpf::Direction::Ingress => "ingress",
+                    nk_bpf::Direction::Egress => "egress",
+                }),
+                None,
+                ifindex,
+            ),
+            AttachPoint::Netkit { ifindex, side } => (
+                "netkit",
+                None,
+                Some(match side {
+                    nk_bpf::NetkitSide::Primary => "primary",
+                    nk_bpf::NetkitSide::Peer => "peer",
+                }),
+                ifindex,
+            ),
+        };
+        HookJson {
+            kind,
+            direction,
+            side,
+            ifindex,
+            dev,
+            at,
+        }
+    }
+}
+
+impl std::fmt::Display for HookJson<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.at.fmt(f)
+    }
+}
+
+/// What `prog detach` did (`--json`): the hook, and the program or the
+/// pinned link it took off.
+#[derive(serde::Serialize)]
+pub struct DetachJson<'a> {
+    pub detached: DetachedJson<'a>,
+}
+
+#[derive(serde::Serialize)]
+pub struct DetachedJson<'a> {
+    pub hook: HookJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prog_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+}
+
+/// What `link add`/`link set` did (`--json`): the device as `link show`
+/// shows it afterwards; `link del`: the device that went.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkDone<'a> {
+    Added(&'a nk_netlink::LinkInfo),
+    Changed(&'a nk_netlink::LinkInfo),
+    Deleted { name: &'a str, ifindex: u32 },
+}
+
+/// What `endpoint del` did (`--json`).
+#[derive(serde::Serialize)]
+pub struct EndpointDeleted<'a> {
+    pub deleted: EndpointRef<'a>,
+}
+
+#[derive(serde::Serialize)]
+pub struct EndpointRef<'a> {
+    pub endpoint: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<&'a str>,
+}
+
 /// What `prog attach` did: the program, its link (when pinned as one),
 /// where it ended up and the revision after the attach.
 #[derive(serde::Serialize)]
 pub struct AttachJson<'a> {
     pub dev: &'a str,
-    pub hook: String,
+    pub hook: HookJson<'a>,
     pub prog_id: u32,
     pub link_id: Option<u32>,
     pub pin: Option<String>,
@@ -325,6 +420,61 @@ mod tests {
     }
 
     #[test]
+    fn commands_that_printed_nothing_print_what_they_did() {
+        let at = AttachPoint::Netkit {
+            ifindex: 4,
+            side: nk_bpf::NetkitSide::Peer,
+        };
+        let d = DetachJson {
+            detached: DetachedJson {
+                hook: HookJson::new(at, "nk0"),
+                prog_id: Some(21),
+                pin: None,
+            },
+        };
+        let v: serde_json::Value = serde_json::from_str(&json(&d).unwrap()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"detached": {"hook": {"kind": "netkit", "side": "peer",
+                "ifindex": 4, "dev": "nk0"}, "prog_id": 21}})
+        );
+        let del: serde_json::Value = serde_json::from_str(
+            &json(&LinkDone::Deleted {
+                name: "nk0",
+                ifindex: 4,
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            del,
+            serde_json::json!({"deleted": {"name": "nk0", "ifindex": 4}})
+        );
+        let l = nk_netlink::LinkInfo {
+            index: 4,
+            name: "nk0".into(),
+            ..Default::default()
+        };
+        let added: serde_json::Value =
+            serde_json::from_str(&json(&LinkDone::Added(&l)).unwrap()).unwrap();
+        assert_eq!(added["added"]["name"], "nk0");
+        let ep: serde_json::Value = serde_json::from_str(
+            &json(&EndpointDeleted {
+                deleted: EndpointRef {
+                    endpoint: "lxc0",
+                    netns: Some("pod0"),
+                },
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            ep,
+            serde_json::json!({"deleted": {"endpoint": "lxc0", "netns": "pod0"}})
+        );
+    }
+
+    #[test]
     fn attach_output_snapshot() {
         let at = AttachPoint::Tcx {
             ifindex: 3,
@@ -332,7 +482,7 @@ mod tests {
         };
         let linked = AttachJson {
             dev: "veth0",
-            hook: at.to_string(),
+            hook: HookJson::new(at, "veth0"),
             prog_id: 21,
             link_id: Some(7),
             pin: Some("/sys/fs/bpf/nk/l1".into()),
@@ -344,7 +494,6 @@ mod tests {
             pin: None,
             position: Some(1),
             revision: 6,
-            hook: linked.hook.clone(),
             ..linked
         };
         insta::assert_snapshot!(attach_line(&linked) + &attach_line(&plain));

@@ -37,7 +37,7 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("tools_bpftool", 1, 60, cases::tools::bpftool),
     ("nkctl_prog_sources", 1, 60, cases::tools::prog_sources),
     ("nkctl_endpoint", 4, 90, cases::tools::endpoint),
-    ("netkit_runtime", 3, 60, cases::tools::netkit_runtime),
+    ("netkit_runtime", 4, 60, cases::tools::netkit_runtime),
     ("e2e_datapath", 1, 90, cases::e2e::datapath),
     ("sock_destroy", 9, 150, cases::sock::destroy),
     ("golden_script", 1, 60, golden::script),

@@ -452,6 +452,35 @@ fn nkctl_pair(nk: &str, mode: &str, extra: &[&str]) -> Result<(Ns, Ns), Stop> {
 /// only (the nkdev series: MTU owned by the primary, head/tailroom by
 /// changelink), checked from inside the Pod's netns.
 pub fn netkit_runtime(ctx: &Ctx, r: &mut Reporter) {
+    r.sub("json_says_what_every_command_did", || -> TResult {
+        env::require_root()?;
+        let nk = nkctl(ctx)?;
+        let host = Ns::new()?;
+        let json = |args: &[&str]| -> Result<Value, Stop> {
+            let out = run_in(&host, &nk, &[&["--json"][..], args].concat())?;
+            serde_json::from_str(&out)
+                .map_err(|e| Stop::Fail(format!("nkctl --json {args:?}: not JSON ({e}): {out:?}")))
+        };
+        let v = json(&["link", "add", "nkj0", "--peer", "nkj1", "--mode", "l3"])?;
+        check_eq!(v["added"]["name"].as_str(), Some("nkj0"), "link add: {v}");
+        check_eq!(
+            v["added"]["netkit"]["mode"].as_str(),
+            Some("l3"),
+            "link add: {v}"
+        );
+        let v = json(&["link", "set", "nkj0", "--up"])?;
+        check!(
+            v["changed"]["flags"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|x| x == "UP")),
+            "link set --up: {v}"
+        );
+        let idx = v["changed"]["index"].as_u64();
+        let v = json(&["link", "del", "nkj0"])?;
+        check_eq!(v["deleted"]["name"].as_str(), Some("nkj0"), "link del: {v}");
+        check_eq!(v["deleted"]["ifindex"].as_u64(), idx, "link del: {v}");
+        Ok(())
+    });
     for mode in ["l2", "l3"] {
         r.sub(
             &format!("{mode}_mtu_set_on_primary_reaches_pod"),
