@@ -72,9 +72,13 @@ fn info<T: Default>(fd: BorrowedFd<'_>, what: &str) -> Result<T> {
         info_len: std::mem::size_of::<T>() as u32,
         info: &mut info as *mut T as u64,
     };
-    sys::bpf(uapi::BPF_OBJ_GET_INFO_BY_FD, &mut a, || {
-        format!("BPF_OBJ_GET_INFO_BY_FD {what}")
-    })?;
+    // SAFETY: info is a T of info_len bytes, zeroed, so the kernel fills
+    // only it and follows none of its (null) array pointers.
+    unsafe {
+        sys::bpf(uapi::BPF_OBJ_GET_INFO_BY_FD, &mut a, || {
+            format!("BPF_OBJ_GET_INFO_BY_FD {what}")
+        })
+    }?;
     Ok(info)
 }
 
@@ -128,9 +132,12 @@ impl ProgFd {
             __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_8__bindgen_ty_1 { prog_id: id },
             ..Default::default()
         };
-        let fd = sys::bpf(uapi::BPF_PROG_GET_FD_BY_ID, &mut a, || {
-            format!("BPF_PROG_GET_FD_BY_ID {id}")
-        })?;
+        // SAFETY: the attr holds an id and no pointers.
+        let fd = unsafe {
+            sys::bpf(uapi::BPF_PROG_GET_FD_BY_ID, &mut a, || {
+                format!("BPF_PROG_GET_FD_BY_ID {id}")
+            })
+        }?;
         Ok(ProgFd(owned(fd)))
     }
 }
@@ -203,7 +210,8 @@ impl LinkFd {
         a.link_detach = uapi::bpf_attr__bindgen_ty_16 {
             link_fd: self.0.as_raw_fd() as u32,
         };
-        sys::bpf(uapi::BPF_LINK_DETACH, &mut a, || "BPF_LINK_DETACH".into()).map(drop)
+        // SAFETY: the attr holds an fd and no pointers.
+        unsafe { sys::bpf(uapi::BPF_LINK_DETACH, &mut a, || "BPF_LINK_DETACH".into()) }.map(drop)
     }
 
     /// Swaps the link's program (`BPF_LINK_UPDATE`); with `old`, only if
@@ -227,6 +235,7 @@ impl LinkFd {
                 old_prog_fd: old.map(|o| o.as_fd().as_raw_fd() as u32).unwrap_or(0),
             },
         };
-        sys::bpf(uapi::BPF_LINK_UPDATE, &mut a, || "BPF_LINK_UPDATE".into()).map(drop)
+        // SAFETY: the attr holds fds and flags, no pointers.
+        unsafe { sys::bpf(uapi::BPF_LINK_UPDATE, &mut a, || "BPF_LINK_UPDATE".into()) }.map(drop)
     }
 }

@@ -22,9 +22,12 @@ pub fn link(prog: &ProgFd) -> Result<LinkFd> {
         attach_type: uapi::BPF_TRACE_ITER,
         ..Default::default()
     };
-    let fd = sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
-        "BPF_LINK_CREATE iter".into()
-    })?;
+    // SAFETY: the attr holds fds, an attach type and flags; no pointers.
+    let fd = unsafe {
+        sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
+            "BPF_LINK_CREATE iter".into()
+        })
+    }?;
     Ok(LinkFd::from_owned(owned(fd)))
 }
 
@@ -38,7 +41,8 @@ pub fn read_all(link: &LinkFd) -> Result<Vec<u8>> {
         link_fd: link.as_fd().as_raw_fd() as u32,
         flags: 0,
     };
-    let fd = sys::bpf(uapi::BPF_ITER_CREATE, &mut a, || "BPF_ITER_CREATE".into())?;
+    // SAFETY: the attr holds an fd and no pointers.
+    let fd = unsafe { sys::bpf(uapi::BPF_ITER_CREATE, &mut a, || "BPF_ITER_CREATE".into()) }?;
     let mut f = std::fs::File::from(owned(fd));
     let mut out = Vec::new();
     f.read_to_end(&mut out).map_err(|source| Error::Io {

@@ -123,9 +123,16 @@ impl MapFd {
                 &mut values,
                 want,
             );
-            let r = sys::bpf(uapi::BPF_MAP_LOOKUP_BATCH, &mut a, || {
-                "BPF_MAP_LOOKUP_BATCH".into()
-            });
+            // SAFETY: batch_attr() points at keys and values sized for `want`
+            // entries of the map's key and value sizes (check_sizes() above),
+            // and at token buffers of max(key size, 8) bytes, which holds a
+            // hash bucket's u32 or an array's key; all alive until the call
+            // returns.
+            let r = unsafe {
+                sys::bpf(uapi::BPF_MAP_LOOKUP_BATCH, &mut a, || {
+                    "BPF_MAP_LOOKUP_BATCH".into()
+                })
+            };
             // SAFETY: batch is the member we initialised; the kernel
             // wrote the count of copied elements back into it.
             let got = unsafe { a.batch.count } as usize;
@@ -165,9 +172,14 @@ impl MapFd {
         a.__bindgen_anon_2.map_fd = self.as_fd().as_raw_fd() as u32;
         a.__bindgen_anon_2.key = key.as_ptr() as u64;
         a.__bindgen_anon_2.__bindgen_anon_1.value = value.as_mut_ptr() as u64;
-        sys::bpf(uapi::BPF_MAP_LOOKUP_ELEM, &mut a, || {
-            "BPF_MAP_LOOKUP_ELEM".into()
-        })
+        // SAFETY: check_sizes() made key and value exactly the map's key
+        // and value sizes (per CPU for per-CPU maps), which is what the
+        // kernel reads and writes; both outlive the call.
+        unsafe {
+            sys::bpf(uapi::BPF_MAP_LOOKUP_ELEM, &mut a, || {
+                "BPF_MAP_LOOKUP_ELEM".into()
+            })
+        }
         .map(drop)
     }
 
@@ -186,9 +198,14 @@ impl MapFd {
         a.__bindgen_anon_2.key = key.as_ptr() as u64;
         a.__bindgen_anon_2.__bindgen_anon_1.value = value.as_ptr() as u64;
         a.__bindgen_anon_2.flags = uapi::BPF_ANY as u64;
-        sys::bpf(uapi::BPF_MAP_UPDATE_ELEM, &mut a, || {
-            "BPF_MAP_UPDATE_ELEM".into()
-        })
+        // SAFETY: check_sizes() made key and value exactly the map's key
+        // and value sizes, which is what the kernel reads; both outlive the
+        // call.
+        unsafe {
+            sys::bpf(uapi::BPF_MAP_UPDATE_ELEM, &mut a, || {
+                "BPF_MAP_UPDATE_ELEM".into()
+            })
+        }
         .map(drop)
     }
 

@@ -209,9 +209,12 @@ pub fn link_create(
     expected_revision: Option<u64>,
 ) -> Result<LinkFd> {
     let mut a = link_create_attr(prog.as_fd(), at, anchor, expected_revision);
-    let fd = sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
-        format!("BPF_LINK_CREATE {at}")
-    })?;
+    // SAFETY: the attr holds fds, an attach type and flags; no pointers.
+    let fd = unsafe {
+        sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
+            format!("BPF_LINK_CREATE {at}")
+        })
+    }?;
     Ok(LinkFd::from_owned(owned(fd)))
 }
 
@@ -269,9 +272,12 @@ pub fn prog_attach(
         replace.map(|r| r.as_fd()),
         expected_revision,
     );
-    sys::bpf(uapi::BPF_PROG_ATTACH, &mut a, || {
-        format!("BPF_PROG_ATTACH {at}")
-    })
+    // SAFETY: the attr holds fds, ids, flags and a revision; no pointers.
+    unsafe {
+        sys::bpf(uapi::BPF_PROG_ATTACH, &mut a, || {
+            format!("BPF_PROG_ATTACH {at}")
+        })
+    }
     .map(drop)
 }
 
@@ -281,9 +287,12 @@ pub fn prog_attach(
 /// ENOENT when it is not attached there, ESTALE for a stale revision.
 pub fn prog_detach(prog: &ProgFd, at: AttachPoint, expected_revision: Option<u64>) -> Result<()> {
     let mut a = prog_attach_attr(prog.as_fd(), at, Anchor::Last, None, expected_revision);
-    sys::bpf(uapi::BPF_PROG_DETACH, &mut a, || {
-        format!("BPF_PROG_DETACH {at}")
-    })
+    // SAFETY: the attr holds fds, flags and a revision; no pointers.
+    unsafe {
+        sys::bpf(uapi::BPF_PROG_DETACH, &mut a, || {
+            format!("BPF_PROG_DETACH {at}")
+        })
+    }
     .map(drop)
 }
 
@@ -311,9 +320,13 @@ fn query_once(at: AttachPoint, progs: &mut [u32], links: &mut [u32]) -> Result<(
     if !links.is_empty() {
         a.query.link_ids = links.as_mut_ptr() as u64;
     }
-    sys::bpf(uapi::BPF_PROG_QUERY, &mut a, || {
-        format!("BPF_PROG_QUERY {at}")
-    })?;
+    // SAFETY: prog_ids and link_ids, when set, point at arrays of
+    // `count` u32s that outlive the call; the kernel writes at most `count`.
+    unsafe {
+        sys::bpf(uapi::BPF_PROG_QUERY, &mut a, || {
+            format!("BPF_PROG_QUERY {at}")
+        })
+    }?;
     // SAFETY: the kernel wrote query.count and revision; both are plain
     // integers in a union member we initialised.
     let (count, rev) = unsafe { (a.query.__bindgen_anon_2.count, a.query.revision) };
@@ -493,7 +506,7 @@ mod tests {
             let s = seen.clone();
             let _g = nk_sys::fake::install(move |call| {
                 if let nk_sys::Syscall::Bpf { cmd, attr } = call {
-                    let mut a = **attr;
+                    let mut a = *attr.get_mut();
                     if *cmd == uapi::BPF_PROG_QUERY {
                         // SAFETY: the query member is what query() set.
                         let q = unsafe { &mut a.query };
@@ -628,7 +641,7 @@ mod tests {
             if let nk_sys::Syscall::Bpf { cmd, attr } = call {
                 assert_eq!(*cmd, uapi::BPF_PROG_QUERY);
                 // SAFETY: the query member is what query() initialised.
-                let q = unsafe { &mut attr.query };
+                let q = unsafe { &mut attr.get_mut().query };
                 // SAFETY: reading the count the caller set.
                 let cap = unsafe { q.__bindgen_anon_2.count };
                 q.__bindgen_anon_2 = uapi::bpf_attr__bindgen_ty_10__bindgen_ty_2 { count: 2 };

@@ -67,9 +67,12 @@ pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
     let c = cpath(path)?;
     let mut a = obj_attr(&c);
     a.__bindgen_anon_4.bpf_fd = fd.as_fd().as_raw_fd() as u32;
-    sys::bpf(uapi::BPF_OBJ_PIN, &mut a, || {
-        format!("BPF_OBJ_PIN {}", path.display())
-    })
+    // SAFETY: pathname points at c, a NUL-terminated path alive for the call.
+    unsafe {
+        sys::bpf(uapi::BPF_OBJ_PIN, &mut a, || {
+            format!("BPF_OBJ_PIN {}", path.display())
+        })
+    }
     .map(drop)
 }
 
@@ -80,9 +83,12 @@ pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
 pub fn get(path: &Path) -> Result<OwnedFd> {
     let c = cpath(path)?;
     let mut a = obj_attr(&c);
-    let fd = sys::bpf(uapi::BPF_OBJ_GET, &mut a, || {
-        format!("BPF_OBJ_GET {}", path.display())
-    })?;
+    // SAFETY: pathname points at c, a NUL-terminated path alive for the call.
+    let fd = unsafe {
+        sys::bpf(uapi::BPF_OBJ_GET, &mut a, || {
+            format!("BPF_OBJ_GET {}", path.display())
+        })
+    }?;
     Ok(owned(fd))
 }
 

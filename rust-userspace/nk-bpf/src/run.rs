@@ -53,7 +53,10 @@ pub fn run(prog: &ProgFd, ctx: &mut [u8], data: &[u8]) -> Result<RunOutput> {
     } else {
         ctx.as_mut_ptr() as u64
     };
-    sys::bpf(uapi::BPF_PROG_TEST_RUN, &mut a, || "BPF_PROG_RUN".into())?;
+    // SAFETY: data_in/data_out/ctx_in point at the caller's slices with
+    // their lengths in the size fields (null when empty); the kernel writes
+    // at most data_size_out bytes to data_out.
+    unsafe { sys::bpf(uapi::BPF_PROG_TEST_RUN, &mut a, || "BPF_PROG_RUN".into()) }?;
     // SAFETY: the kernel filled the test member we initialised.
     let t = unsafe { a.test };
     data_out.truncate(t.data_size_out as usize);

@@ -10,7 +10,15 @@ pub fn attr() -> uapi::bpf_attr {
 }
 
 /// Calls `bpf(cmd, attr)`; on failure names `op` and explains common errnos.
-pub fn bpf(cmd: u32, attr: &mut uapi::bpf_attr, op: impl FnOnce() -> String) -> Result<i64> {
+///
+/// # Safety
+///
+/// As [`nk_sys::BpfAttr::new`]: every pointer stored in `attr` is null or
+/// valid, for the duration of the call, for what the kernel reads and
+/// writes through it for `cmd`.
+pub unsafe fn bpf(cmd: u32, attr: &mut uapi::bpf_attr, op: impl FnOnce() -> String) -> Result<i64> {
+    // SAFETY: this function's own contract.
+    let attr = unsafe { nk_sys::BpfAttr::new(attr) };
     syscall(Syscall::Bpf { cmd, attr }).map_err(|source| {
         let hint = match source.raw_os_error() {
             Some(libc::ESTALE) => {

@@ -38,8 +38,11 @@ pub fn attach_attr(prog: &ProgFd, t: Trace) -> uapi::bpf_attr {
 /// The kernel's errno (EINVAL if `t` is not the program's attach type).
 pub fn attach(prog: &ProgFd, t: Trace) -> Result<LinkFd> {
     let mut a = attach_attr(prog, t);
-    let fd = sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
-        format!("BPF_LINK_CREATE {t:?}")
-    })?;
+    // SAFETY: the attr holds fds, an attach type and flags; no pointers.
+    let fd = unsafe {
+        sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
+            format!("BPF_LINK_CREATE {t:?}")
+        })
+    }?;
     Ok(LinkFd::from_owned(owned(fd)))
 }

@@ -18,14 +18,52 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 pub use nk_uapi as uapi;
 
+/// The `attr` of a bpf() call. The kernel follows the pointers stored in
+/// it (log buffers, key and value buffers, id arrays, paths) and writes
+/// through some of them, so a safe caller must not be able to hand over
+/// arbitrary ones: making a `BpfAttr` is `unsafe`, and the typed wrappers
+/// of nk-bpf are where that promise is kept.
+///
+/// ```compile_fail,E0133
+/// let mut a = nk_sys::uapi::bpf_attr::default();
+/// // Safe code cannot make one: the kernel would follow a's pointers.
+/// let _ = nk_sys::BpfAttr::new(&mut a);
+/// ```
+pub struct BpfAttr<'a>(&'a mut uapi::bpf_attr);
+
+impl<'a> BpfAttr<'a> {
+    /// Wraps `attr` for [`Syscall::Bpf`].
+    ///
+    /// # Safety
+    ///
+    /// For the command it is passed with, every pointer stored in `attr`
+    /// must be null or point to memory that stays valid for the call and
+    /// is at least as large as the kernel will read or write through it
+    /// for that command (a lookup's value buffer holds the map's value
+    /// size, per CPU for per-CPU maps; an id array holds the count given
+    /// with it; a path is NUL-terminated), and writable where the kernel
+    /// writes.
+    pub unsafe fn new(attr: &'a mut uapi::bpf_attr) -> Self {
+        BpfAttr(attr)
+    }
+
+    /// The attr itself, for fakes that answer the call (reading or
+    /// writing the union is safe; the pointers in it are not followed).
+    pub fn get_mut(&mut self) -> &mut uapi::bpf_attr {
+        self.0
+    }
+}
+
 /// A syscall nkdev makes, with its arguments.
 pub enum Syscall<'a> {
     /// `bpf(cmd, attr, sizeof(*attr))`
     Bpf {
         /// `BPF_*` command.
         cmd: u32,
-        /// The attribute union, read and written by the kernel.
-        attr: &'a mut uapi::bpf_attr,
+        /// The attribute union, read and written by the kernel, and the
+        /// buffers its pointers name: only [`BpfAttr::new`], which is
+        /// `unsafe`, makes one.
+        attr: BpfAttr<'a>,
     },
     /// `socket(domain, ty | SOCK_CLOEXEC, proto)`
     Socket {
@@ -171,15 +209,14 @@ fn cvt(r: i64) -> io::Result<i64> {
 fn real(call: &mut Syscall<'_>) -> io::Result<i64> {
     match call {
         Syscall::Bpf { cmd, attr } => {
-            // SAFETY: attr points to a live, writable bpf_attr whose size we
-            // pass; the kernel reads and writes only within it. Pointers the
-            // caller stored inside attr are the caller's contract (see the
-            // typed wrappers in nk-bpf, which keep their buffers alive).
+            // SAFETY: attr is a live, writable bpf_attr whose size we pass,
+            // and BpfAttr::new's contract makes every pointer stored in it
+            // valid for what the kernel does with it for cmd.
             let r = unsafe {
                 libc::syscall(
                     libc::SYS_bpf,
                     *cmd as libc::c_long,
-                    std::ptr::from_mut::<uapi::bpf_attr>(attr),
+                    std::ptr::from_mut::<uapi::bpf_attr>(attr.get_mut()),
                     std::mem::size_of::<uapi::bpf_attr>(),
                 )
             };

@@ -159,7 +159,7 @@ pub fn split_unknown_series_symbols(
             d.strip_prefix(sym).is_some_and(|r| r.starts_with('='))
                 || d == format!("# {sym} is not set")
         });
-        !(series_adds.contains(sym) && !known)
+        !series_adds.contains(sym) || known
     })
 }
 
