@@ -19,25 +19,58 @@ pub fn attr() -> uapi::bpf_attr {
 pub unsafe fn bpf(cmd: u32, attr: &mut uapi::bpf_attr, op: impl FnOnce() -> String) -> Result<i64> {
     // SAFETY: this function's own contract.
     let attr = unsafe { nk_sys::BpfAttr::new(attr) };
-    syscall(Syscall::Bpf { cmd, attr }).map_err(|source| {
-        let hint = match source.raw_os_error() {
-            Some(libc::ESTALE) => {
-                Some("expected_revision does not match the current revision".to_string())
-            }
-            Some(libc::EPERM) => Some("needs CAP_BPF/CAP_NET_ADMIN".to_string()),
-            Some(libc::ENOENT) if cmd == uapi::BPF_PROG_DETACH => {
-                Some("the program is not attached there".to_string())
-            }
-            Some(libc::EEXIST) => Some("the program is already attached there".to_string()),
-            Some(libc::ERANGE) => {
-                Some("the anchor's program or link is not attached there".to_string())
-            }
-            _ => None,
-        };
-        Error::Bpf {
-            op: op(),
-            source,
-            hint,
-        }
+    syscall(Syscall::Bpf { cmd, attr }).map_err(|source| Error::Bpf {
+        op: op(),
+        hint: source
+            .raw_os_error()
+            .and_then(|e| hint(cmd, e))
+            .map(String::from),
+        source,
     })
+}
+
+/// What an errno means for a bpf command, where that is not what the
+/// errno's own text says. Keyed on both: EPERM of BPF_LINK_UPDATE is a
+/// wrong old program, not a missing capability.
+pub fn hint(cmd: u32, errno: i32) -> Option<&'static str> {
+    Some(match (cmd, errno) {
+        (_, libc::ESTALE) => "expected_revision does not match the current revision",
+        (uapi::BPF_LINK_UPDATE, libc::EPERM) => {
+            "the link's program is not the one given as the old program"
+        }
+        (uapi::BPF_LINK_UPDATE, libc::EINVAL) => {
+            "the new program's type or attach type differs from the link's"
+        }
+        (uapi::BPF_LINK_UPDATE | uapi::BPF_LINK_DETACH, libc::ENOLINK) => {
+            "the link is defunct: its device or netns is gone"
+        }
+        (_, libc::EPERM) => "needs CAP_BPF/CAP_NET_ADMIN",
+        (uapi::BPF_PROG_DETACH, libc::ENOENT) => "the program is not attached there",
+        (_, libc::EEXIST) => "the program is already attached there",
+        (_, libc::ERANGE) => "the anchor's program or link is not attached there",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_depend_on_the_command() {
+        assert_eq!(
+            hint(uapi::BPF_LINK_UPDATE, libc::EPERM),
+            Some("the link's program is not the one given as the old program")
+        );
+        assert_eq!(
+            hint(uapi::BPF_LINK_CREATE, libc::EPERM),
+            Some("needs CAP_BPF/CAP_NET_ADMIN")
+        );
+        assert_eq!(
+            hint(uapi::BPF_PROG_DETACH, libc::ENOENT),
+            Some("the program is not attached there")
+        );
+        assert_eq!(hint(uapi::BPF_OBJ_GET, libc::ENOENT), None);
+        assert!(hint(uapi::BPF_LINK_DETACH, libc::ENOLINK).is_some());
+    }
 }
