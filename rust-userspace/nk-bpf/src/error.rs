@@ -3,6 +3,7 @@
 use std::io;
 
 /// A failed bpf operation.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `bpf()` failed.

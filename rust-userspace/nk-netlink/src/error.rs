@@ -3,6 +3,7 @@
 use std::io;
 
 /// A failed netlink request or syscall.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The kernel rejected a request: errno plus its extack message.

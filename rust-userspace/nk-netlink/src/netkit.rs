@@ -8,6 +8,7 @@ macro_rules! uapi_enum {
     ($(#[$m:meta])* $name:ident : $raw:ty { $($(#[$vm:meta])* $var:ident = $val:expr, $txt:literal;)* }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
         pub enum $name { $($(#[$vm])* $var,)* }
 
         /// Serialized as iproute2's JSON spells it (`l3`, `forward`, ...).

@@ -5,7 +5,7 @@ use nk_bpf::{mprog, Anchor, AttachPoint, Direction, NetkitSide, Object};
 use nk_netlink::{LinkChange, Mac, NetkitMode, NetkitPolicy};
 
 use crate::env::{self, Ns};
-use crate::harness::{expect_errno, Reporter, TResult};
+use crate::harness::{expect_errno, Reporter, Stop, TResult};
 use crate::{check, check_eq, Ctx};
 
 const MODES: [NetkitMode; 2] = [NetkitMode::L2, NetkitMode::L3];
@@ -49,6 +49,7 @@ pub fn pair(_: &Ctx, r: &mut Reporter) {
                     check!(zero_mac, "L3 peer has no L2 address, got {:?}", q.address)
                 }
                 NetkitMode::L2 => check!(!zero_mac, "L2 peer has a MAC address"),
+                other => return Err(Stop::Fail(format!("no expectation for mode {other}"))),
             }
             Ok(())
         });
@@ -88,6 +89,7 @@ pub fn mac(_: &Ctx, r: &mut Reporter) {
                         libc::EOPNOTSUPP,
                         "set MAC in l3",
                     )?,
+                    other => return Err(Stop::Fail(format!("no expectation for mode {other}"))),
                 }
                 Ok(())
             });
