@@ -373,8 +373,14 @@ fn render_charts(ctx: &Ctx, json: &Path) {
 
 /// `# bench: <bench> <metric> <value>` lines of a run's KTAP log.
 fn metrics(ktap: &str) -> Vec<Metric> {
+    diag_triples(ktap, "# bench: ")
+}
+
+/// `<prefix><word> <word> <value>` diagnostic lines of a KTAP log, at any
+/// nesting, in order; lines whose value does not parse are skipped.
+pub fn diag_triples<T: std::str::FromStr>(ktap: &str, prefix: &str) -> Vec<(String, String, T)> {
     ktap.lines()
-        .filter_map(|l| l.trim_start().strip_prefix("# bench: "))
+        .filter_map(|l| l.trim_start().strip_prefix(prefix))
         .filter_map(|l| {
             let mut it = l.split_whitespace();
             Some((

@@ -156,17 +156,7 @@ pub fn parse_counts(text: &str) -> Result<Vec<Count>> {
 
 /// The guest's `# insn-mark: <bench> <label> <ops>` lines, in order.
 pub fn parse_marks(ktap: &str) -> Vec<(String, String, u64)> {
-    ktap.lines()
-        .filter_map(|l| l.trim_start().strip_prefix("# insn-mark: "))
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            Some((
-                it.next()?.to_string(),
-                it.next()?.to_string(),
-                it.next()?.parse().ok()?,
-            ))
-        })
-        .collect()
+    super::bench::diag_triples(ktap, "# insn-mark: ")
 }
 
 /// Instructions per operation for each mark with operations:
