@@ -45,15 +45,17 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
 
 type BenchFn = fn(&Ctx, &mut harness::Reporter, usize);
 
-/// (name, default size, timeout seconds, function); run by `cargo xtask bench`.
-const BENCHES: &[(&str, usize, u64, BenchFn)] = &[
-    ("netkit_pairs", 1000, 900, bench::netkit_pairs),
-    ("tcx_attach", 1000, 900, bench::tcx_attach),
-    ("tcx_ops", 100, 600, bench::tcx_ops),
-    ("redirect_peer_pps", 5, 120, bench::redirect_peer_pps),
-    ("tcp_stream", 5, 180, bench::tcp_streams),
-    ("vxlan_headroom", 5, 120, bench::vxlan_headroom),
-    ("sock_destroy", 100, 1500, bench::sock::sock_destroy),
+/// (name, default size, timeout seconds, subtests, function); run by
+/// `cargo xtask bench`. The subtests are the KTAP plan, which the runner
+/// holds the results to.
+const BENCHES: &[(&str, usize, u64, u32, BenchFn)] = &[
+    ("netkit_pairs", 1000, 900, 1, bench::netkit_pairs),
+    ("tcx_attach", 1000, 900, 1, bench::tcx_attach),
+    ("tcx_ops", 100, 600, 1, bench::tcx_ops),
+    ("redirect_peer_pps", 5, 120, 1, bench::redirect_peer_pps),
+    ("tcp_stream", 5, 180, 4, bench::tcp_streams),
+    ("vxlan_headroom", 5, 120, 1, bench::vxlan_headroom),
+    ("sock_destroy", 100, 1500, 1, bench::sock::sock_destroy),
 ];
 
 fn usage() -> ! {
@@ -73,7 +75,7 @@ fn main() {
     while i < args.len() {
         match args[i].as_str() {
             "--list-bench" => {
-                for (n, size, t, _) in BENCHES {
+                for (n, size, t, _, _) in BENCHES {
                     println!("{n}\t{t}\t{size}");
                 }
                 return;
@@ -122,7 +124,7 @@ fn main() {
         i += 1;
     }
     if let Some(b) = bench {
-        let Some((_, default, _, f)) = BENCHES.iter().find(|(n, ..)| *n == b) else {
+        let Some((_, default, _, plan, f)) = BENCHES.iter().find(|(n, ..)| *n == b) else {
             eprintln!("no benchmark {b:?}; --list-bench shows them");
             std::process::exit(2);
         };
@@ -133,7 +135,7 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        let mut r = harness::Reporter::new(1);
+        let mut r = harness::Reporter::new(*plan);
         f(&ctx, &mut r, size.unwrap_or(*default));
         std::process::exit(r.exit_code());
     }
