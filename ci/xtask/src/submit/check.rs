@@ -289,50 +289,76 @@ fn touched_files(tree: &Path, sha: &str) -> Result<Vec<String>> {
 }
 
 /// Whole-series checks (patch 0).
+/// The series-wide rows: size and cover letter, per target tree as
+/// `series export` sends them (the series file names each patch's tree;
+/// a tree's cover letter is `cover-letter.<tree>`, or `cover-letter`),
+/// or for the whole series when no patch names a tree.
 fn series_rows(ctx: &Ctx, series: &str, commits: &[Commit]) -> Vec<Row> {
-    let mut rows = Vec::new();
-    let n = commits.len();
-    rows.push(Row {
-        patch: 0,
-        subject: "(series)".into(),
-        check: "size",
-        status: if n > rules::MAX_PATCHES {
-            Status::Fail(format!(
-                "{n} patches; netdev takes at most {}: split the series",
-                rules::MAX_PATCHES
-            ))
-        } else {
-            Status::Pass(format!("{n} patch(es)"))
-        },
-    });
-    let cover = ctx.root.join("patches").join(series).join("cover-letter");
-    let status = if n <= 1 {
-        Status::Pass("single patch: no cover letter needed".into())
-    } else {
-        match fs::read_to_string(&cover) {
-            Ok(t) => {
-                let (subject, body) = super::export::split_cover(&t);
-                if subject.trim().is_empty() || body.trim().is_empty() {
-                    Status::Fail(format!(
-                        "{} needs a subject line and a body",
-                        cover.display()
-                    ))
-                } else {
-                    Status::Pass(format!("patches/cover-letter: {subject}"))
-                }
+    let dir = ctx.root.join("patches").join(series);
+    let trees = crate::kernel::series::Series::load(&dir)
+        .map(|s| s.trees)
+        .unwrap_or_default();
+    let mut groups: Vec<(Option<String>, usize)> = Vec::new();
+    if trees.len() == commits.len() && trees.iter().any(Option::is_some) {
+        for t in &trees {
+            match groups.iter_mut().find(|(g, _)| g == t) {
+                Some((_, n)) => *n += 1,
+                None => groups.push((t.clone(), 1)),
             }
-            Err(_) => Status::Fail(format!(
-                "{n} patches but no {}: a series of more than one patch needs a cover letter",
-                cover.display()
-            )),
         }
-    };
-    rows.push(Row {
-        patch: 0,
-        subject: "(series)".into(),
-        check: "cover-letter",
-        status,
-    });
+    } else {
+        groups.push((None, commits.len()));
+    }
+    let mut rows = Vec::new();
+    for (tree, n) in &groups {
+        let n = *n;
+        let what = tree.as_deref().map_or(String::new(), |t| format!("{t}: "));
+        rows.push(Row {
+            patch: 0,
+            subject: "(series)".into(),
+            check: "size",
+            status: if n > rules::MAX_PATCHES {
+                Status::Fail(format!(
+                    "{what}{n} patches; netdev takes at most {}: split the series",
+                    rules::MAX_PATCHES
+                ))
+            } else {
+                Status::Pass(format!("{what}{n} patch(es)"))
+            },
+        });
+        let own = tree
+            .as_deref()
+            .map(|t| dir.join(format!("cover-letter.{t}")))
+            .filter(|p| p.is_file());
+        let cover = own.unwrap_or_else(|| dir.join("cover-letter"));
+        let status = if n <= 1 {
+            Status::Pass(format!("{what}single patch: no cover letter needed"))
+        } else {
+            match fs::read_to_string(&cover) {
+                Ok(t) => {
+                    let (subject, body) = super::export::split_cover(&t);
+                    if subject.trim().is_empty() || body.trim().is_empty() {
+                        Status::Fail(format!(
+                            "{} needs a subject line and a body",
+                            cover.display()
+                        ))
+                    } else {
+                        Status::Pass(format!("{what}{}: {subject}", cover.display()))
+                    }
+                }
+                Err(_) => Status::Fail(format!(
+                    "{what}{n} patches but no {}: a series of more than one patch needs a cover letter",
+                    cover.display()
+                )),
+            }
+        };
+        rows.push(Row {
+            patch: 0,
+            subject: "(series)".into(),
+            check: "cover-letter",
+            status,
+        });
+    }
     rows
 }
 
