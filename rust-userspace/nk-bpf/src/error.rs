@@ -17,13 +17,26 @@ pub enum Error {
         /// What the errno means here.
         hint: Option<String>,
     },
-    /// Loading an ELF object failed.
-    #[error("loading {path}: {why}")]
+    /// The running kernel lacks what the request needs (it answered
+    /// EINVAL, and its BTF says why): see [`crate::Features`].
+    #[error("{op}: this kernel has no {feature}")]
+    Unsupported {
+        /// The command and its target.
+        op: String,
+        /// What is missing, e.g. `tcx (Linux 6.6)`.
+        feature: &'static str,
+    },
+    /// Opening or loading an ELF object failed.
+    #[error("loading {path}: {why}{}", if log.is_empty() { String::new() } else { format!("\n{}", log_tail(log)) })]
     Load {
         /// The object file.
         path: String,
-        /// What failed (libbpf prints the verifier log to stderr).
+        /// What failed.
         why: String,
+        /// What libbpf printed while opening and loading it, with the
+        /// verifier's log of a program that failed: captured, not
+        /// printed. The message shows its last lines.
+        log: String,
     },
     /// Bad input, rejected before any syscall.
     #[error("invalid {what}: {why}")]
@@ -45,6 +58,31 @@ pub enum Error {
 }
 
 impl Error {
+    /// The bpf command and its target, for a failed `bpf()`.
+    pub fn request(&self) -> Option<&str> {
+        match self {
+            Error::Bpf { op, .. } | Error::Unsupported { op, .. } => Some(op),
+            _ => None,
+        }
+    }
+
+    /// What the errno means for this command, where it is not what its
+    /// text says.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::Bpf { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// libbpf's log of a failed load, with the verifier's.
+    pub fn log(&self) -> Option<&str> {
+        match self {
+            Error::Load { log, .. } => Some(log),
+            _ => None,
+        }
+    }
+
     /// The errno, if any.
     pub fn errno(&self) -> Option<i32> {
         match self {
@@ -52,6 +90,20 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The last lines of a load log, where the verifier says why it refused.
+fn log_tail(log: &str) -> String {
+    const LINES: usize = 20;
+    let lines: Vec<&str> = log.trim_end().lines().collect();
+    let skip = lines.len().saturating_sub(LINES);
+    let mut s = if skip > 0 {
+        format!("[... {skip} lines of the load log above]\n")
+    } else {
+        String::new()
+    };
+    s.push_str(&lines[skip..].join("\n"));
+    s
 }
 
 /// Result alias.

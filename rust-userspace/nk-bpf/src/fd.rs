@@ -184,7 +184,91 @@ impl MapFd {
     }
 }
 
+/// What a link is and where it is attached (`BPF_OBJ_GET_INFO_BY_FD`),
+/// for an agent that restarts and reconciles its pinned links, as
+/// cilium/ebpf's `Link.Info()` gives it.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BpfLinkInfo {
+    /// The link's kernel id.
+    pub id: u32,
+    /// The program it runs.
+    pub prog_id: u32,
+    /// `BPF_LINK_TYPE_*`.
+    pub link_type: u32,
+    /// Where a tcx or netkit link is attached; `None` for other links and
+    /// for a defunct one, whose device is gone (the kernel reports
+    /// ifindex 0).
+    pub attach: Option<crate::AttachPoint>,
+}
+
+impl BpfLinkInfo {
+    fn from_raw(i: &uapi::bpf_link_info) -> BpfLinkInfo {
+        use crate::{AttachPoint, Direction, NetkitSide};
+        let attach = match i.type_ {
+            uapi::BPF_LINK_TYPE_TCX => {
+                // SAFETY: the kernel fills the tcx member for tcx links;
+                // both members are plain integers, valid for any bits.
+                let t = unsafe { i.__bindgen_anon_1.tcx };
+                let dir = match t.attach_type {
+                    uapi::BPF_TCX_INGRESS => Some(Direction::Ingress),
+                    uapi::BPF_TCX_EGRESS => Some(Direction::Egress),
+                    _ => None,
+                };
+                dir.filter(|_| t.ifindex != 0).map(|dir| AttachPoint::Tcx {
+                    ifindex: t.ifindex,
+                    dir,
+                })
+            }
+            uapi::BPF_LINK_TYPE_NETKIT => {
+                // SAFETY: as above, the netkit member for netkit links.
+                let n = unsafe { i.__bindgen_anon_1.netkit };
+                let side = match n.attach_type {
+                    uapi::BPF_NETKIT_PRIMARY => Some(NetkitSide::Primary),
+                    uapi::BPF_NETKIT_PEER => Some(NetkitSide::Peer),
+                    _ => None,
+                };
+                side.filter(|_| n.ifindex != 0)
+                    .map(|side| AttachPoint::Netkit {
+                        ifindex: n.ifindex,
+                        side,
+                    })
+            }
+            _ => None,
+        };
+        BpfLinkInfo {
+            id: i.id,
+            prog_id: i.prog_id,
+            link_type: i.type_,
+            attach,
+        }
+    }
+}
+
 impl LinkFd {
+    /// The link's id, program, type and, for tcx and netkit links, where
+    /// it is attached.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let pinned = nk_bpf::pin::get("/sys/fs/bpf/cilium/eth0-ingress".as_ref())?;
+    /// let link = nk_bpf::LinkFd::from_owned(pinned);
+    /// if let Some(at) = link.info()?.attach {
+    ///     println!("attached at {at:?}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `BPF_OBJ_GET_INFO_BY_FD` fails.
+    pub fn info(&self) -> Result<BpfLinkInfo> {
+        Ok(BpfLinkInfo::from_raw(&info::<uapi::bpf_link_info>(
+            self.as_fd(),
+            "link",
+        )?))
+    }
+
     /// The link's kernel id.
     ///
     /// # Errors
@@ -237,5 +321,78 @@ impl LinkFd {
         };
         // SAFETY: the attr holds fds and flags, no pointers.
         unsafe { sys::bpf(uapi::BPF_LINK_UPDATE, &mut a, || "BPF_LINK_UPDATE".into()) }.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake kernel answering BPF_OBJ_GET_INFO_BY_FD with `info`, after
+    /// checking that the caller's buffer is as large as what it writes.
+    fn with_link_info(info: uapi::bpf_link_info) -> BpfLinkInfo {
+        let _g = nk_sys::fake::install(move |call| {
+            let nk_sys::Syscall::Bpf { cmd, attr } = call else {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSYS));
+            };
+            assert_eq!(*cmd, uapi::BPF_OBJ_GET_INFO_BY_FD);
+            // SAFETY: the info member is what info() set.
+            let a = unsafe { attr.get_mut().info };
+            assert_eq!(
+                a.info_len as usize,
+                std::mem::size_of::<uapi::bpf_link_info>()
+            );
+            // SAFETY: a.info points at a bpf_link_info of info_len bytes,
+            // as the kernel would write it.
+            unsafe { *(a.info as *mut uapi::bpf_link_info) = info };
+            Ok(0)
+        });
+        let link = LinkFd::from_owned(std::fs::File::open("/dev/null").unwrap().into());
+        link.info().unwrap()
+    }
+
+    fn raw(type_: u32, ifindex: u32, attach_type: u32) -> uapi::bpf_link_info {
+        let mut i = uapi::bpf_link_info {
+            type_,
+            id: 12,
+            prog_id: 34,
+            ..Default::default()
+        };
+        i.__bindgen_anon_1.tcx = uapi::bpf_link_info__bindgen_ty_1__bindgen_ty_12 {
+            ifindex,
+            attach_type,
+        };
+        i
+    }
+
+    #[test]
+    fn link_info_says_where_tcx_and_netkit_links_are() {
+        use crate::{AttachPoint, Direction, NetkitSide};
+        let t = with_link_info(raw(uapi::BPF_LINK_TYPE_TCX, 3, uapi::BPF_TCX_EGRESS));
+        assert_eq!(
+            (t.id, t.prog_id, t.link_type),
+            (12, 34, uapi::BPF_LINK_TYPE_TCX)
+        );
+        assert_eq!(
+            t.attach,
+            Some(AttachPoint::Tcx {
+                ifindex: 3,
+                dir: Direction::Egress
+            })
+        );
+        // The netkit member has the tcx member's layout; filled the same way.
+        let n = with_link_info(raw(uapi::BPF_LINK_TYPE_NETKIT, 9, uapi::BPF_NETKIT_PEER));
+        assert_eq!(
+            n.attach,
+            Some(AttachPoint::Netkit {
+                ifindex: 9,
+                side: NetkitSide::Peer
+            })
+        );
+        // Defunct (device gone) and other link types: no attach point.
+        let gone = with_link_info(raw(uapi::BPF_LINK_TYPE_TCX, 0, uapi::BPF_TCX_INGRESS));
+        assert_eq!(gone.attach, None);
+        let iter = with_link_info(raw(uapi::BPF_LINK_TYPE_ITER, 5, 0));
+        assert_eq!(iter.attach, None);
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod fd;
+pub mod features;
 pub mod iter;
 pub mod map;
 pub mod mprog;
@@ -18,6 +19,7 @@ mod sys;
 pub mod tracing;
 
 pub use error::{Error, Result};
-pub use fd::{LinkFd, MapFd, MapLayout, ProgFd};
+pub use fd::{BpfLinkInfo, LinkFd, MapFd, MapLayout, ProgFd};
+pub use features::Features;
 pub use mprog::{Anchor, AttachPoint, Direction, NetkitSide, QueryResult, Relative};
-pub use object::Object;
+pub use object::{Object, OpenObject};

@@ -214,7 +214,8 @@ pub fn link_create(
         sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
             format!("BPF_LINK_CREATE {at}")
         })
-    }?;
+    }
+    .map_err(|e| crate::features::unsupported(e, at))?;
     Ok(LinkFd::from_owned(owned(fd)))
 }
 
@@ -279,6 +280,7 @@ pub fn prog_attach(
         })
     }
     .map(drop)
+    .map_err(|e| crate::features::unsupported(e, at))
 }
 
 /// Detaches a program attached with [`prog_attach`].

@@ -62,6 +62,17 @@ impl Error {
         }
     }
 
+    /// What was asked, where the error names it.
+    pub fn request(&self) -> Option<&str> {
+        match self {
+            Error::Kernel { request, .. }
+            | Error::Sys { request, .. }
+            | Error::Interrupted { request }
+            | Error::Malformed { request, .. } => Some(request),
+            Error::Invalid { .. } => None,
+        }
+    }
+
     /// The kernel's extack message, if any.
     pub fn extack(&self) -> Option<&str> {
         match self {

@@ -46,6 +46,9 @@ pub enum Cmd {
     /// Sockets: destroy the ones connected to a backend, in every netns.
     #[command(subcommand)]
     Sock(SockCmd),
+    /// What the running kernel supports, from its BTF (as `bpftool
+    /// feature probe kernel`, for what nkctl drives).
+    Feature,
 }
 
 #[derive(Subcommand)]
@@ -209,14 +212,26 @@ pub struct Target {
     pub hook: Hook,
 }
 
+#[derive(Args)]
+pub struct QueryArgs {
+    /// Device (for netkit hooks: the primary).
+    #[arg(long)]
+    pub dev: String,
+    /// Hook; without it, tcx ingress and egress, and for a netkit
+    /// primary its two lists too.
+    #[arg(long, value_enum)]
+    pub hook: Option<Hook>,
+}
+
 #[derive(Subcommand)]
 pub enum ProgCmd {
     /// Attach a program: from an ELF object, a bpffs pin or by id.
     Attach(ProgAttach),
     /// Detach a program (by pinned link or by program id).
     Detach(ProgDetach),
-    /// List a hook's programs in order, with the revision.
-    Query(Target),
+    /// List a hook's programs in order, with the revision; without
+    /// --hook, every hook of the device (as `bpftool net show dev`).
+    Query(QueryArgs),
 }
 
 #[derive(Args)]
@@ -273,6 +288,26 @@ pub struct ProgDetach {
     /// Fail with ESTALE unless the hook is at this revision.
     #[arg(long)]
     pub expected_revision: Option<u64>,
+}
+
+/// Creates the missing directories above the pin path `p`, as `bpftool
+/// prog pin` does, but only inside a bpf filesystem: the nearest existing
+/// ancestor must be on one.
+fn make_pin_dir(p: &std::path::Path) -> Result<(), Error> {
+    let Some(parent) = p.parent() else {
+        return Ok(());
+    };
+    if parent.as_os_str().is_empty() || parent.exists() {
+        return Ok(());
+    }
+    let existing = parent
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(std::path::Path::new("/"));
+    // check_bpffs looks at the directory of its argument.
+    pin::check_bpffs(&existing.join("x"))?;
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("--pin {}: creating {}: {e}", p.display(), parent.display()).into())
 }
 
 /// A parsed anchor reference; keeps any fd it had to open.
@@ -335,6 +370,14 @@ impl From<String> for Done {
 pub fn run(cli: Cli) -> Result<Done, Error> {
     match cli.cmd {
         Cmd::Link(c) => link(c, cli.json).map(Done::from),
+        Cmd::Feature => {
+            let f = nk_bpf::Features::probe()?;
+            Ok(Done::from(if cli.json {
+                output::json(&f)?
+            } else {
+                output::features_table(&f)
+            }))
+        }
         Cmd::Prog(c) => prog(c, cli.json).map(Done::from),
         Cmd::Endpoint(EndpointCmd::Add(a)) => {
             let e = crate::endpoint::add(&a)?;
@@ -464,26 +507,47 @@ fn link(c: LinkCmd, json: bool) -> Result<String, Error> {
 fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
     match c {
         ProgCmd::Query(t) => {
-            let idx = ifindex(&mut RtSocket::open()?, &t.dev)?;
-            let at = t.hook.at(idx);
-            let q = mprog::query(at)?;
-            let names: Vec<String> = q
-                .prog_ids
-                .iter()
-                .map(|id| {
-                    ProgFd::from_id(*id)
-                        .and_then(|p| p.name())
-                        .unwrap_or_default()
-                })
-                .collect();
-            Ok(if json {
-                output::json(&output::QueryJson::new(&t.dev, at, &q, &names))?
-            } else {
-                output::query_table(&t.dev, at, &q, &names)
+            let link = RtSocket::open()?.link_get(&t.dev)?;
+            let hooks = match t.hook {
+                Some(h) => vec![h],
+                None if link.netkit.as_ref().is_some_and(|n| n.primary) => vec![
+                    Hook::TcxIngress,
+                    Hook::TcxEgress,
+                    Hook::NetkitPrimary,
+                    Hook::NetkitPeer,
+                ],
+                None => vec![Hook::TcxIngress, Hook::TcxEgress],
+            };
+            let mut tables = Vec::new();
+            let mut objs = Vec::new();
+            for h in &hooks {
+                let at = h.at(link.index);
+                let q = mprog::query(at)?;
+                let names: Vec<String> = q
+                    .prog_ids
+                    .iter()
+                    .map(|id| {
+                        ProgFd::from_id(*id)
+                            .and_then(|p| p.name())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                if json {
+                    objs.push(output::QueryJson::new(&t.dev, at, &q, &names));
+                } else {
+                    tables.push(output::query_table(&t.dev, at, &q, &names));
+                }
+            }
+            Ok(match (json, t.hook) {
+                // One hook: its object, as before; every hook: an array.
+                (true, Some(_)) => output::json(&objs[0])?,
+                (true, None) => output::json(&objs)?,
+                (false, _) => tables.join("\n"),
             })
         }
         ProgCmd::Attach(a) => {
             if let Some(p) = &a.pin {
+                make_pin_dir(p)?;
                 pin::check_bpffs(p)?;
                 if p.exists() {
                     return Err(format!("pin path {} exists already", p.display()).into());
@@ -552,6 +616,21 @@ fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
                         return Err("--expected-revision applies to --prog-id; a pinned link detaches by itself".into());
                     }
                     let link = LinkFd::from_owned(pin::get(p)?);
+                    // The pin must be the hook the command names: a wrong
+                    // --dev or --hook is refused before anything changes.
+                    // A defunct link (its device gone) has no attach point
+                    // and is only unpinned.
+                    match link.info()?.attach {
+                        Some(a) if a != at => {
+                            return Err(format!(
+                            "{}: the link is attached at {a}, not at {at} ({}); nothing detached",
+                            p.display(),
+                            d.target.dev,
+                        )
+                            .into())
+                        }
+                        _ => {}
+                    }
                     link.detach()?;
                     pin::unpin(p)?;
                 }

@@ -35,7 +35,7 @@ fn main() {
             if json && e.use_stderr() {
                 // Valid JSON on stdout, the usage text on stderr.
                 let msg = e.kind().to_string();
-                print!("{}", output::error_json(&msg, None));
+                print!("{}", output::ErrorJson::usage(&msg).render());
             }
             // --help and --version print to stdout and succeed; a usage
             // error prints to stderr.
@@ -57,8 +57,7 @@ fn main() {
         }
         Err(e) => {
             if json {
-                let errno = output::errno_of(&*e);
-                print!("{}", output::error_json(&e.to_string(), errno));
+                print!("{}", output::ErrorJson::of(&*e).render());
             }
             eprintln!("nkctl: {e}");
             std::process::exit(output::exit_code(&*e));

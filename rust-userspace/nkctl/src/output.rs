@@ -9,15 +9,156 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<String, serde_json::Error> {
     Ok(serde_json::to_string_pretty(v)? + "\n")
 }
 
-/// An error as `--json` prints it, as bpftool does: `{"error": ...}`,
-/// with the errno when the failing call had one.
-#[derive(serde::Serialize)]
-pub struct ErrorJson<'a> {
-    /// What failed, as the table output says it.
-    pub error: &'a str,
-    /// The kernel's errno.
+/// An error as `--json` prints it: `{"error": {...}}` (docs/nkctl-json.md).
+#[derive(serde::Serialize, Debug, Default)]
+pub struct ErrorJson {
+    /// The error's fields.
+    pub error: ErrorFields,
+}
+
+/// What `{"error": ...}` holds; absent fields are omitted.
+#[derive(serde::Serialize, Debug, Default)]
+pub struct ErrorFields {
+    /// What failed, as nkctl prints it on stderr.
+    pub message: String,
+    /// `usage`, `failed`, `partial` or `kernel`: which exit code nkctl
+    /// exits with (README, "nkctl's exit codes").
+    pub kind: &'static str,
+    /// The exit code.
+    pub exit: i32,
+    /// The request the kernel refused, e.g. `RTM_NEWLINK netkit nk0` or
+    /// `BPF_LINK_CREATE tcx ingress ifindex 3`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// The errno.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errno: Option<i32>,
+    /// The errno's name (`EEXIST`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errname: Option<&'static str>,
+    /// The kernel's extack message (netlink).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extack: Option<String>,
+    /// What the errno means for this request (bpf).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// libbpf's output while loading, with the verifier's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+}
+
+impl ErrorJson {
+    /// A usage error (clap's).
+    pub fn usage(message: &str) -> ErrorJson {
+        ErrorJson {
+            error: ErrorFields {
+                message: message.into(),
+                kind: "usage",
+                exit: exit::USAGE,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// An error of a command, with what the libraries' errors carry.
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> ErrorJson {
+        let code = exit_code(e);
+        let errno = errno_of(e);
+        let mut f = ErrorFields {
+            message: e.to_string(),
+            kind: if code == exit::KERNEL {
+                "kernel"
+            } else {
+                "failed"
+            },
+            exit: code,
+            errno,
+            errname: errno.and_then(errname),
+            ..Default::default()
+        };
+        if let Some(n) = e.downcast_ref::<nk_netlink::Error>() {
+            f.request = n.request().map(String::from);
+            f.extack = n.extack().map(String::from);
+        }
+        if let Some(b) = e.downcast_ref::<nk_bpf::Error>() {
+            f.request = b.request().map(String::from);
+            f.hint = b.hint().map(String::from);
+            f.log = b.log().filter(|l| !l.is_empty()).map(String::from);
+        }
+        ErrorJson { error: f }
+    }
+
+    /// The JSON text: never fails, every field is a string or a number.
+    pub fn render(&self) -> String {
+        json(self).unwrap_or_else(|_| "{\"error\": {\"message\": \"unprintable error\"}}\n".into())
+    }
+}
+
+/// `nkctl feature`: one line per feature.
+pub fn features_table(f: &nk_bpf::Features) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let rows = [
+        ("tcx", f.tcx),
+        ("netkit links", f.netkit_links),
+        ("expected_revision", f.expected_revision),
+        ("socket iterator kfuncs", f.sock_iter_kfuncs),
+        ("socket abort kfuncs", f.sock_iter_abort),
+        ("netns iterator kfuncs", f.netns_iter_kfuncs),
+    ];
+    rows.iter()
+        .map(|(n, b)| format!("{n:<24} {}\n", yes(*b)))
+        .collect()
+}
+
+/// The name of an errno the kernel returns from rtnetlink, bpf() and
+/// sock_diag (`EEXIST`), as iproute2 and bpftool users read them.
+pub fn errname(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::E2BIG => "E2BIG",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::EMFILE => "EMFILE",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::ERANGE => "ERANGE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENOLINK => "ENOLINK",
+        libc::EPROTO => "EPROTO",
+        libc::EMSGSIZE => "EMSGSIZE",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::ENETDOWN => "ENETDOWN",
+        libc::ENOBUFS => "ENOBUFS",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::EALREADY => "EALREADY",
+        libc::ESTALE => "ESTALE",
+        libc::ECANCELED => "ECANCELED",
+        // The kernel's internal ENOTSUPP leaks out of bpf(2).
+        524 => "ENOTSUPP",
+        _ => return None,
+    })
 }
 
 /// nkctl's exit codes (README, "nkctl's exit codes").
@@ -45,7 +186,7 @@ pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
         None => {}
     }
     match e.downcast_ref::<nk_bpf::Error>() {
-        Some(nk_bpf::Error::Bpf { .. }) => exit::KERNEL,
+        Some(nk_bpf::Error::Bpf { .. } | nk_bpf::Error::Unsupported { .. }) => exit::KERNEL,
         _ => exit::FAILED,
     }
 }
@@ -60,12 +201,6 @@ pub fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     }
     e.downcast_ref::<std::io::Error>()
         .and_then(std::io::Error::raw_os_error)
-}
-
-/// `{"error": ...}`: never fails, a message is a string.
-pub fn error_json(msg: &str, errno: Option<i32>) -> String {
-    json(&ErrorJson { error: msg, errno })
-        .unwrap_or_else(|_| "{\"error\": \"unprintable error\"}\n".into())
 }
 
 fn mac(a: &Option<Vec<u8>>) -> String {
@@ -361,14 +496,47 @@ mod tests {
 
     #[test]
     fn errors_are_json() {
-        let e = error_json("RTM_NEWLINK nk0: \"quoted\"", Some(17));
-        let v: serde_json::Value = serde_json::from_str(&e).unwrap();
-        assert_eq!(v["error"], "RTM_NEWLINK nk0: \"quoted\"");
-        assert_eq!(v["errno"], 17);
-        let v: serde_json::Value = serde_json::from_str(&error_json("usage", None)).unwrap();
-        assert!(v.get("errno").is_none());
+        let k: Box<dyn std::error::Error> = Box::new(nk_netlink::Error::Kernel {
+            request: "RTM_NEWLINK netkit nk0".into(),
+            source: std::io::Error::from_raw_os_error(libc::EEXIST),
+            extack: Some("\"quoted\" extack".into()),
+        });
+        insta::assert_snapshot!("error_json_netlink", ErrorJson::of(&*k).render());
+        let b: Box<dyn std::error::Error> = Box::new(nk_bpf::Error::Bpf {
+            op: "BPF_LINK_UPDATE".into(),
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+            hint: Some("the link's program is not the one given as the old program".into()),
+        });
+        insta::assert_snapshot!("error_json_bpf", ErrorJson::of(&*b).render());
+        insta::assert_snapshot!(
+            "error_json_usage",
+            ErrorJson::usage("invalid value").render()
+        );
         let io: Box<dyn std::error::Error> = Box::new(std::io::Error::from_raw_os_error(2));
-        assert_eq!(errno_of(&*io), Some(2));
+        let v: serde_json::Value = serde_json::from_str(&ErrorJson::of(&*io).render()).unwrap();
+        assert_eq!(v["error"]["errno"], 2);
+        assert_eq!(v["error"]["errname"], "ENOENT");
+        assert_eq!(v["error"]["kind"], "failed");
+        assert!(v["error"].get("request").is_none());
+    }
+
+    #[test]
+    fn features_snapshot() {
+        let f = nk_bpf::Features::from_btf(&[]).unwrap_or_default();
+        insta::assert_snapshot!("features_table", features_table(&f));
+        insta::assert_snapshot!("features_json", json(&f).unwrap());
+    }
+
+    #[test]
+    fn errnames_are_unique() {
+        let names: Vec<&str> = (1..600).filter_map(errname).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "{names:?}");
+        assert_eq!(errname(libc::EEXIST), Some("EEXIST"));
+        assert_eq!(errname(524), Some("ENOTSUPP"));
+        assert_eq!(errname(4095), None);
     }
 
     #[test]

@@ -38,6 +38,8 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("nkctl_prog_sources", 1, 60, cases::tools::prog_sources),
     ("nkctl_endpoint", 4, 90, cases::tools::endpoint),
     ("netkit_runtime", 4, 60, cases::tools::netkit_runtime),
+    ("bpf_loader", 3, 60, cases::loader::loader),
+    ("bpf_features", 1, 60, cases::features::features),
     ("e2e_datapath", 1, 90, cases::e2e::datapath),
     ("sock_destroy", 9, 150, cases::sock::destroy),
     ("golden_script", 1, 60, golden::script),
@@ -54,6 +56,7 @@ const BENCHES: &[(&str, usize, u64, u32, BenchFn)] = &[
     ("tcx_ops", 100, 600, 1, bench::tcx_ops),
     ("redirect_peer_pps", 5, 120, 1, bench::redirect_peer_pps),
     ("tcp_stream", 5, 180, 4, bench::tcp_streams),
+    ("udp_pods", 5, 120, 2, bench::udp_pods),
     ("vxlan_headroom", 5, 120, 1, bench::vxlan_headroom),
     ("sock_destroy", 100, 1500, 1, bench::sock::sock_destroy),
 ];

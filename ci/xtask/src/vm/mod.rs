@@ -165,6 +165,10 @@ pub struct Limits {
     pub boot: Duration,
     /// The whole run.
     pub run: Duration,
+    /// Host seconds per guest second the watchdog allows a test: 1, or
+    /// more under `-icount`, where the guest's clock runs slower than the
+    /// host's and a test's timeout (guest time) is reached later.
+    pub guest_slowdown: u32,
 }
 
 /// Boots the VM, runs `plan`, and reports. Kills qemu on any exit path.
@@ -214,12 +218,12 @@ pub fn run(spec: &VmSpec, plan: &[Entry], run_dir: &Path, limits: &Limits) -> Re
                 limits.boot.as_secs()
             ));
         } else if let Some((i, start)) = live.running {
-            if start.elapsed() > plan[i].timeout + HOST_GRACE {
+            if start.elapsed() > plan[i].timeout * limits.guest_slowdown + HOST_GRACE {
                 host_timeout = Some(i);
                 abort = Some(format!(
                     "host watchdog: {} gave no result within {}s (+{}s grace); VM killed",
                     plan[i].name,
-                    plan[i].timeout.as_secs(),
+                    (plan[i].timeout * limits.guest_slowdown).as_secs(),
                     HOST_GRACE.as_secs()
                 ));
             }

@@ -60,6 +60,10 @@ pub struct VmSpec<'a> {
     /// A TCG plugin and its arguments (`-plugin`), for `bench --measure
     /// insn`.
     pub plugin: Option<String>,
+    /// `-icount shift=N`: guest time advances 2^N ns per instruction, so
+    /// the guest's timers fire at the same instruction in every run,
+    /// whatever the host's load (TCG only, one host thread).
+    pub icount: Option<u32>,
 }
 
 /// qemu with no default devices, no network, no display, and exiting
@@ -103,8 +107,17 @@ pub fn command(spec: &VmSpec) -> Command {
         // them, so KASAN's shadow bounds briefly assume 4 levels). Seen
         // in 2 of 9 debug boots of 7.3 under load; 0 of 8 with no5lvl.
         // The paging depth is not what nkdev tests.
+        Accel::Tcg if spec.icount.is_some() => {
+            c.args(["-accel", "tcg,thread=single", "-cpu", "max,la57=off"])
+        }
         Accel::Tcg => c.args(["-accel", "tcg,thread=multi", "-cpu", "max,la57=off"]),
     };
+    if let Some(shift) = spec.icount {
+        // sleep=off: an idle guest jumps to its next timer instead of
+        // waiting for it in host time.
+        c.arg("-icount")
+            .arg(format!("shift={shift},sleep=off,align=off"));
+    }
     c.args([
         "-machine",
         "q35",

@@ -42,6 +42,21 @@ pub struct BenchArgs {
     /// the host, to show how the host's load moves each metric.
     #[arg(long, default_value_t = 0)]
     pub loaded_runs: u32,
+    /// With --measure insn: the guest clock. `insn` (the default) runs
+    /// qemu with -icount, so that guest time is a function of the
+    /// instructions executed and timers, TCP's clocks and fixed-time
+    /// windows do not move with the host's load (one vCPU); `host` keeps
+    /// TCG's multi-threaded mode, two vCPUs and the host's clock.
+    #[arg(long, value_enum, default_value = "insn")]
+    pub clock: Clock,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Clock {
+    /// Guest time from the instruction count (-icount shift=3).
+    Insn,
+    /// Guest time from the host's clock (multi-threaded TCG).
+    Host,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -195,11 +210,25 @@ fn vm_args(b: &BenchArgs, base_only: bool, insn_plugin: Option<PathBuf>) -> Vmte
     } else {
         b.kvm
     };
+    // shift 3: 8 ns of guest time per instruction, a 125 MHz guest, about
+    // what single-threaded TCG runs here, so that the benchmarks' guest-time
+    // windows take about as long on the host as without -icount (shift 0
+    // took 3x as long to boot: every udelay() is executed instructions).
+    // At HZ=250 that is 500k instructions between ticks.
+    let icount = (insn_plugin.is_some() && b.clock == Clock::Insn).then_some(3);
     VmtestArgs {
         test_timeout: 900,
         bench: Some(b.names.clone()),
         bench_size: b.size,
         insn_plugin,
+        icount,
+        // One vCPU under -icount: qemu 10.0 with a plugin loaded in
+        // single-threaded TCG does not bring up a second vCPU (with
+        // -icount it hangs in smpboot, without it the new vCPU faults).
+        // One vCPU also makes every count "local": the receiver's
+        // softirq, RCU callbacks and kworkers run in the same instruction
+        // stream, at the same points in every run.
+        cpus: if icount.is_some() { 1 } else { 2 },
         ..VmtestArgs::defaults(kernel, kvm)
     }
 }

@@ -160,8 +160,12 @@ pub fn parse_marks(ktap: &str) -> Vec<(String, String, u64)> {
 }
 
 /// Instructions per operation for each mark with operations:
-/// `<label>_insns` (all), `<label>_kernel_insns`, `<label>_user_insns`
-/// and `<label>_<func>_calls`, each per operation.
+/// `<label>_insns` (all), `<label>_kernel_insns`, `<label>_user_insns`,
+/// `<label>_local_insns` (the benchmark's vCPU, only where the guest had
+/// more than one) and `<label>_<func>_calls`, each per operation. A
+/// function's calls are reported for every mark of a benchmark where one
+/// of its marks counted a call, and not at all where none did: a column of
+/// zeros says nothing, but `room96` next to `room0` must show its 0.
 pub fn metrics(ktap: &str, counts: &str) -> Result<Vec<Metric>> {
     let marks = parse_marks(ktap);
     let counts = parse_counts(counts)?;
@@ -172,6 +176,17 @@ pub fn metrics(ktap: &str, counts: &str) -> Result<Vec<Metric>> {
             counts.len()
         );
     }
+    let called: std::collections::BTreeSet<(&str, &str)> = marks
+        .iter()
+        .zip(&counts)
+        .filter(|((_, _, ops), _)| *ops > 0)
+        .flat_map(|((bench, ..), c)| {
+            c.funcs
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(move |(f, _)| (bench.as_str(), f.as_str()))
+        })
+        .collect();
     let mut out = Vec::new();
     for (i, ((bench, label, ops), c)) in marks.iter().zip(&counts).enumerate() {
         if c.mark != i as u64 {
@@ -192,11 +207,13 @@ pub fn metrics(ktap: &str, counts: &str) -> Result<Vec<Metric>> {
             per(c.kernel),
         ));
         out.push((bench.clone(), format!("{label}_user_insns"), per(c.user)));
-        if let Some(l) = c.local() {
+        if let Some(l) = c.local().filter(|_| c.cpus.len() > 1) {
             out.push((bench.clone(), format!("{label}_local_insns"), per(l)));
         }
         for (f, n) in &c.funcs {
-            out.push((bench.clone(), format!("{label}_{f}_calls"), per(*n)));
+            if called.contains(&(bench.as_str(), f.as_str())) {
+                out.push((bench.clone(), format!("{label}_{f}_calls"), per(*n)));
+            }
         }
     }
     Ok(out)
@@ -305,6 +322,33 @@ mod tests {
                     "bpf_ns10_by0_socket_pskb_expand_head_calls".into(),
                     0.003
                 ),
+            ]
+        );
+        // One vCPU: no local count. No call in any mark of the benchmark:
+        // no calls metric; one call in one mark: the metric on every mark.
+        let two = "  # insn-mark: vx room0 10\n  # insn-mark: vx room96 10\n  # insn-mark: tcx cycle 10\n";
+        let counts = "insn mark=0 vcpu=0 user=0 kernel=100 cpu0=0/100 func.pskb_expand_head=10\n\
+                      insn mark=1 vcpu=0 user=0 kernel=90 cpu0=0/90 func.pskb_expand_head=0\n\
+                      insn mark=2 vcpu=0 user=0 kernel=50 cpu0=0/50 func.pskb_expand_head=0\n";
+        let names: Vec<String> = metrics(two, counts)
+            .unwrap()
+            .into_iter()
+            .map(|(b, m, _)| format!("{b}.{m}"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "vx.room0_insns",
+                "vx.room0_kernel_insns",
+                "vx.room0_user_insns",
+                "vx.room0_pskb_expand_head_calls",
+                "vx.room96_insns",
+                "vx.room96_kernel_insns",
+                "vx.room96_user_insns",
+                "vx.room96_pskb_expand_head_calls",
+                "tcx.cycle_insns",
+                "tcx.cycle_kernel_insns",
+                "tcx.cycle_user_insns",
             ]
         );
         let short = metrics(ktap, "insn mark=0 user=1 kernel=1\n").unwrap_err();

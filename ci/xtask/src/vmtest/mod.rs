@@ -91,6 +91,10 @@ pub struct VmtestArgs {
     /// counts guest instructions between the benchmarks' marks.
     #[arg(skip)]
     pub insn_plugin: Option<PathBuf>,
+    /// Set by `cargo xtask bench --measure insn`: run with `-icount
+    /// shift=N` (see `VmSpec::icount`).
+    #[arg(skip)]
+    pub icount: Option<u32>,
 }
 
 impl VmtestArgs {
@@ -113,6 +117,7 @@ impl VmtestArgs {
             bench_size: None,
             golden: false,
             insn_plugin: None,
+            icount: None,
         }
     }
 }
@@ -320,11 +325,25 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
             }
             None => None,
         },
+        icount: args.icount,
     };
+    if args.icount.is_some() && accel != vm::Accel::Tcg {
+        bail!("-icount needs TCG; run with --kvm off");
+    }
     let total: u64 = plan.iter().map(|e| e.timeout.as_secs()).sum();
+    // Under -icount guest time is 2^shift ns per instruction, whatever
+    // the host's speed: a loaded host runs fewer guest seconds per host
+    // second, and the host's watchdog allows for it.
+    let guest_slowdown = if args.icount.is_some() { 4 } else { 1 };
     let limits = Limits {
-        boot: Duration::from_secs(if accel == vm::Accel::Tcg { 90 } else { 30 }),
-        run: Duration::from_secs(args.run_timeout.unwrap_or(total + 120)),
+        boot: Duration::from_secs(
+            if accel == vm::Accel::Tcg { 90 } else { 30 } * u64::from(guest_slowdown),
+        ),
+        run: Duration::from_secs(
+            args.run_timeout
+                .unwrap_or(total * u64::from(guest_slowdown) + 120),
+        ),
+        guest_slowdown,
     };
     let stage = Stage::new(format!(
         "vm: booting kernel {} [{}] under {}, {} test(s); logs in {}",

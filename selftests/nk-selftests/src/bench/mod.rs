@@ -606,6 +606,70 @@ pub fn tcp_streams(ctx: &Ctx, r: &mut Reporter, secs: usize) {
     }
 }
 
+/// UDP from Pod to Pod, over veth and over netkit, through the e2e
+/// datapath as `tcp_stream` uses it: 18-byte datagrams with sendmmsg(2)
+/// for `secs`, a thread in the receiving Pod reading them. The span counts
+/// per datagram the receiving socket got; drops on the way (the veth
+/// backlog, a full socket buffer) are reported as the delivered share.
+pub fn udp_pods(ctx: &Ctx, r: &mut Reporter, secs: usize) {
+    for mode in ["veth", "netkit"] {
+        r.sub(&format!("pod_to_pod_{mode}"), || -> TResult {
+            env::require_root()?;
+            let (host, a, b) = two_pods(ctx, mode, &format!("udp-{mode}"), None)?;
+            let result = (|| -> TResult {
+                let pa = Ns {
+                    fd: nk_netlink::NetnsFd::named(&a)?,
+                };
+                let pb = Ns {
+                    fd: nk_netlink::NetnsFd::named(&b)?,
+                };
+                let sink = env::listen(&pb, POD_IPS[1])?;
+                // Resolve the datapath's neighbours before counting.
+                env::send_probes(&pa, POD_IPS[1], 3)?;
+                env::recv_probes(&sink, 3)?;
+                sink.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let stop_rx = stop.clone();
+                let rx = std::thread::spawn(move || -> u64 {
+                    let mut buf = [0u8; 64];
+                    let mut n = 0u64;
+                    while !stop_rx.load(std::sync::atomic::Ordering::Relaxed) {
+                        if sink.recv(&mut buf).is_ok() {
+                            n += 1;
+                        }
+                    }
+                    n
+                });
+                let span = insn::span("udp_pods", format!("{mode}_delivered_pkt"));
+                let blasted = blast(&pa, POD_IPS[1], secs as f64);
+                // What is still queued is read before the span ends.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let got = rx
+                    .join()
+                    .map_err(|_| Stop::Fail("receiver thread panicked".into()))?;
+                span.end(got);
+                let (sent, elapsed) = blasted?;
+                check!(got > 0, "nothing reached the Pod's socket (sent {sent})");
+                check!(got <= sent, "received {got} of {sent} sent");
+                metric(
+                    "udp_pods",
+                    &format!("{mode}_delivered-pps"),
+                    got as f64 / elapsed,
+                );
+                metric(
+                    "udp_pods",
+                    &format!("{mode}_delivered-share"),
+                    got as f64 / sent as f64,
+                );
+                Ok(())
+            })();
+            del_pods(ctx, &host, &[&a, &b]);
+            result
+        });
+    }
+}
+
 /// vxlan over netkit: a Pod (netkit L3 peer) sends UDP to an address behind
 /// a vxlan device on the host, which encapsulates towards a remote netns.
 /// The Pod's skbs carry the peer's needed_headroom; with 0 every packet is

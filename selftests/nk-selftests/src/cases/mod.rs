@@ -1,5 +1,7 @@
 //! The cases, grouped by feature.
 pub mod e2e;
+pub mod features;
+pub mod loader;
 pub mod netkit;
 pub mod redirect;
 pub mod sock;

@@ -512,11 +512,16 @@ pub fn destroy(ctx: &Ctx, r: &mut Reporter) {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
                 Stop::Fail(format!("nkctl --json {args:?}: stdout is not JSON: {e}"))
             })?;
-            let msg = v["error"].as_str().unwrap_or_default();
+            let msg = v["error"]["message"].as_str().unwrap_or_default();
             // clap's own refusals carry their kind, not the text.
             check!(
                 msg.contains(want) || !msg.is_empty() && want == "invalid socket address",
                 "nkctl --json {args:?}: {v} lacks {want:?}"
+            );
+            check_eq!(
+                v["error"]["exit"].as_i64(),
+                Some(i64::from(code)),
+                "nkctl --json {args:?}: the error's exit field"
             );
         }
         Ok(())

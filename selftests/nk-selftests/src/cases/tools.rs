@@ -97,8 +97,9 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
             let obj = env::bpf_obj(&ctx.bpf_dir, "nk_tcx_order.bpf.o")?
                 .display()
                 .to_string();
-            let dir = format!("/sys/fs/bpf/nkdev-test-{}", std::process::id());
-            std::fs::create_dir_all(&dir)?;
+            // Two levels that do not exist: `prog attach --pin` makes them.
+            let top = format!("/sys/fs/bpf/nkdev-test-{}", std::process::id());
+            let dir = format!("{top}/links");
             let pins: Vec<String> = (1..=3).map(|i| format!("{dir}/l{i}")).collect();
             let attach = |prog: &str, pin: &str, anchor: &[&str]| -> TResult {
                 let mut a = vec![
@@ -169,6 +170,53 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
                         .all(|e| e["kind"].as_str() == Some("netkit/primary")),
                     "bpftool kinds: {bt}"
                 );
+                // Without --hook: every hook of the netkit primary, the
+                // three programs on the one they were attached to.
+                let all: Value = serde_json::from_str(&run_in(
+                    &p.host,
+                    &nk,
+                    &["--json", "prog", "query", "--dev", "nk0"],
+                )?)?;
+                let counts: Vec<usize> = all
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|q| q["programs"].as_array().map_or(usize::MAX, Vec::len))
+                    .collect();
+                check_eq!(counts, vec![0, 0, 3, 0], "query of every hook: {all}");
+                Ok(())
+            })();
+            // A pin detached under the wrong hook is refused, and stays.
+            let wrong = (|| -> TResult {
+                let out = p.host.run(|| {
+                    Command::new(&nk)
+                        .args([
+                            "prog",
+                            "detach",
+                            "--dev",
+                            "nk0",
+                            "--hook",
+                            "netkit-peer",
+                            "--pin",
+                            &pins[0],
+                        ])
+                        .output()
+                })??;
+                let err = String::from_utf8_lossy(&out.stderr);
+                check_eq!(
+                    out.status.code(),
+                    Some(1),
+                    "wrong-hook detach exit code: {err}"
+                );
+                check!(
+                    err.contains("the link is attached at netkit primary")
+                        && err.contains("nothing detached"),
+                    "wrong-hook detach: {err}"
+                );
+                check!(
+                    std::path::Path::new(&pins[0]).exists(),
+                    "the pin was removed"
+                );
                 Ok(())
             })();
             // Detach through nkctl, which also unpins; then nothing is left.
@@ -190,8 +238,10 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
                     )?;
                 }
             }
-            std::fs::remove_dir(&dir)?;
+            let _ = std::fs::remove_dir(&dir);
+            let _ = std::fs::remove_dir(&top);
             result?;
+            wrong?;
             let q: Value = nk_query(&p.host, &nk)?;
             check_eq!(
                 q["programs"].as_array().map(|a| a.len()),
