@@ -234,3 +234,30 @@ fn no_unused_dependencies() {
     }
     assert!(bad.is_empty(), "declared but unused: {bad:?}");
 }
+
+/// nk-bpf builds every `bpf_attr` in `attr.rs`, from the zeroed union with
+/// fields written in place (issue 15: the rule used to be restated in five
+/// files while other sites used struct literals).
+#[test]
+fn bpf_attr_is_built_in_attr_rs() {
+    let src = root().join("rust-userspace/nk-bpf/src");
+    let mut rs = Vec::new();
+    files(&src, "rs", &mut rs);
+    let mut bad = Vec::new();
+    for f in rs.iter().filter(|f| !f.ends_with("attr.rs")) {
+        let text = std::fs::read_to_string(f).unwrap();
+        // Unit tests may build attrs for the fake kernel to answer with.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, l) in code.lines().enumerate() {
+            let code = l.split("//").next().unwrap_or_default();
+            if code.contains("bpf_attr__bindgen_ty") || code.contains("bpf_attr::default()") {
+                bad.push(format!("{}:{}: {}", f.display(), n + 1, l.trim()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "bpf_attr built outside nk-bpf/src/attr.rs:\n{}",
+        bad.join("\n")
+    );
+}

@@ -9,6 +9,8 @@ pub enum Error {
     /// `bpf()` failed.
     #[error("{op}: {source}{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
     Bpf {
+        /// The command (`BPF_LINK_CREATE`); [`cmd_name`] names it.
+        cmd: u32,
         /// The command and its target, e.g. `BPF_LINK_CREATE tcx ingress ifindex 3`.
         op: String,
         /// errno.
@@ -58,6 +60,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The bpf command of a failed `bpf()` call.
+    pub fn cmd(&self) -> Option<u32> {
+        match self {
+            Error::Bpf { cmd, .. } => Some(*cmd),
+            _ => None,
+        }
+    }
+
     /// The bpf command and its target, for a failed `bpf()`.
     pub fn request(&self) -> Option<&str> {
         match self {
@@ -90,6 +100,30 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The uapi name of a bpf command nk-bpf issues.
+pub fn cmd_name(cmd: u32) -> Option<&'static str> {
+    use nk_sys::uapi;
+    Some(match cmd {
+        uapi::BPF_MAP_LOOKUP_ELEM => "BPF_MAP_LOOKUP_ELEM",
+        uapi::BPF_MAP_UPDATE_ELEM => "BPF_MAP_UPDATE_ELEM",
+        uapi::BPF_MAP_LOOKUP_BATCH => "BPF_MAP_LOOKUP_BATCH",
+        uapi::BPF_OBJ_PIN => "BPF_OBJ_PIN",
+        uapi::BPF_OBJ_GET => "BPF_OBJ_GET",
+        uapi::BPF_PROG_ATTACH => "BPF_PROG_ATTACH",
+        uapi::BPF_PROG_DETACH => "BPF_PROG_DETACH",
+        uapi::BPF_PROG_TEST_RUN => "BPF_PROG_RUN",
+        uapi::BPF_PROG_GET_FD_BY_ID => "BPF_PROG_GET_FD_BY_ID",
+        uapi::BPF_OBJ_GET_INFO_BY_FD => "BPF_OBJ_GET_INFO_BY_FD",
+        uapi::BPF_PROG_QUERY => "BPF_PROG_QUERY",
+        uapi::BPF_RAW_TRACEPOINT_OPEN => "BPF_RAW_TRACEPOINT_OPEN",
+        uapi::BPF_LINK_CREATE => "BPF_LINK_CREATE",
+        uapi::BPF_LINK_UPDATE => "BPF_LINK_UPDATE",
+        uapi::BPF_LINK_DETACH => "BPF_LINK_DETACH",
+        uapi::BPF_ITER_CREATE => "BPF_ITER_CREATE",
+        _ => return None,
+    })
 }
 
 /// The last lines of a load log, where the verifier says why it refused.

@@ -1,9 +1,10 @@
 //! Owned fd newtypes for programs, links and maps.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nk_sys::uapi;
 
+use crate::attr;
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -66,12 +67,11 @@ pub(crate) fn owned(fd: i64) -> OwnedFd {
 
 fn info<T: Default>(fd: BorrowedFd<'_>, what: &str) -> Result<T> {
     let mut info = T::default();
-    let mut a = sys::attr();
-    a.info = uapi::bpf_attr__bindgen_ty_9 {
-        bpf_fd: fd.as_raw_fd() as u32,
-        info_len: std::mem::size_of::<T>() as u32,
-        info: &mut info as *mut T as u64,
-    };
+    let mut a = attr::obj_get_info(
+        fd,
+        &mut info as *mut T as u64,
+        std::mem::size_of::<T>() as u32,
+    );
     // SAFETY: info is a T of info_len bytes, zeroed, so the kernel fills
     // only it and follows none of its (null) array pointers.
     unsafe {
@@ -127,11 +127,7 @@ impl ProgFd {
     /// # Errors
     /// No such program.
     pub fn from_id(id: u32) -> Result<Self> {
-        let mut a = sys::attr();
-        a.__bindgen_anon_6 = uapi::bpf_attr__bindgen_ty_8 {
-            __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_8__bindgen_ty_1 { prog_id: id },
-            ..Default::default()
-        };
+        let mut a = attr::prog_get_fd_by_id(id);
         // SAFETY: the attr holds an id and no pointers.
         let fd = unsafe {
             sys::bpf(uapi::BPF_PROG_GET_FD_BY_ID, &mut a, || {
@@ -290,10 +286,7 @@ impl LinkFd {
     /// # Errors
     /// The kernel's errno.
     pub fn detach(&self) -> Result<()> {
-        let mut a = sys::attr();
-        a.link_detach = uapi::bpf_attr__bindgen_ty_16 {
-            link_fd: self.0.as_raw_fd() as u32,
-        };
+        let mut a = attr::link_detach(self.0.as_fd());
         // SAFETY: the attr holds an fd and no pointers.
         unsafe { sys::bpf(uapi::BPF_LINK_DETACH, &mut a, || "BPF_LINK_DETACH".into()) }.map(drop)
     }
@@ -304,21 +297,7 @@ impl LinkFd {
     /// # Errors
     /// EPERM/EINVAL when `old` does not match, and the kernel's errno.
     pub fn update(&self, new: &ProgFd, old: Option<&ProgFd>) -> Result<()> {
-        let mut a = sys::attr();
-        a.link_update = uapi::bpf_attr__bindgen_ty_15 {
-            link_fd: self.0.as_raw_fd() as u32,
-            __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_15__bindgen_ty_1 {
-                new_prog_fd: new.as_fd().as_raw_fd() as u32,
-            },
-            flags: if old.is_some() {
-                uapi::BPF_F_REPLACE
-            } else {
-                0
-            },
-            __bindgen_anon_2: uapi::bpf_attr__bindgen_ty_15__bindgen_ty_2 {
-                old_prog_fd: old.map(|o| o.as_fd().as_raw_fd() as u32).unwrap_or(0),
-            },
-        };
+        let mut a = attr::link_update(self.0.as_fd(), new.as_fd(), old.map(|o| o.as_fd()));
         // SAFETY: the attr holds fds and flags, no pointers.
         unsafe { sys::bpf(uapi::BPF_LINK_UPDATE, &mut a, || "BPF_LINK_UPDATE".into()) }.map(drop)
     }

@@ -1,10 +1,11 @@
 //! BPF iterators: a link for an iterator program, and reading it.
 
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use nk_sys::uapi;
 
+use crate::attr;
 use crate::error::{Error, Result};
 use crate::fd::{owned, LinkFd, ProgFd};
 use crate::sys;
@@ -14,14 +15,7 @@ use crate::sys;
 /// # Errors
 /// The kernel's errno.
 pub fn link(prog: &ProgFd) -> Result<LinkFd> {
-    let mut a = sys::attr();
-    a.link_create = uapi::bpf_attr__bindgen_ty_14 {
-        __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_14__bindgen_ty_1 {
-            prog_fd: prog.as_fd().as_raw_fd() as u32,
-        },
-        attach_type: uapi::BPF_TRACE_ITER,
-        ..Default::default()
-    };
+    let mut a = attr::link_create_prog(prog.as_fd(), uapi::BPF_TRACE_ITER);
     // SAFETY: the attr holds fds, an attach type and flags; no pointers.
     let fd = unsafe {
         sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
@@ -36,11 +30,7 @@ pub fn link(prog: &ProgFd) -> Result<LinkFd> {
 /// # Errors
 /// `BPF_ITER_CREATE` or the read fails.
 pub fn read_all(link: &LinkFd) -> Result<Vec<u8>> {
-    let mut a = sys::attr();
-    a.iter_create = uapi::bpf_attr__bindgen_ty_18 {
-        link_fd: link.as_fd().as_raw_fd() as u32,
-        flags: 0,
-    };
+    let mut a = attr::iter_create(link.as_fd());
     // SAFETY: the attr holds an fd and no pointers.
     let fd = unsafe { sys::bpf(uapi::BPF_ITER_CREATE, &mut a, || "BPF_ITER_CREATE".into()) }?;
     let mut f = std::fs::File::from(owned(fd));

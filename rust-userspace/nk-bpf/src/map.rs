@@ -1,10 +1,11 @@
 //! Map element access (`BPF_MAP_LOOKUP_ELEM` / `BPF_MAP_UPDATE_ELEM`) and
 //! whole-map reads (`BPF_MAP_LOOKUP_BATCH`).
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use nk_sys::uapi;
 
+use crate::attr;
 use crate::error::{Error, Result};
 use crate::fd::{MapFd, MapLayout};
 use crate::sys;
@@ -74,18 +75,14 @@ fn batch_attr(
     values: &mut [u8],
     count: u32,
 ) -> uapi::bpf_attr {
-    let mut a = sys::attr();
-    a.batch = uapi::bpf_attr__bindgen_ty_3 {
-        in_batch: in_batch.map_or(0, |b| b.as_ptr() as u64),
-        out_batch: out_batch.as_mut_ptr() as u64,
-        keys: keys.as_mut_ptr() as u64,
-        values: values.as_mut_ptr() as u64,
+    attr::map_batch(
+        map.as_fd(),
+        in_batch.map_or(0, |b| b.as_ptr() as u64),
+        out_batch.as_mut_ptr() as u64,
+        keys.as_mut_ptr() as u64,
+        values.as_mut_ptr() as u64,
         count,
-        map_fd: map.as_fd().as_raw_fd() as u32,
-        elem_flags: 0,
-        flags: 0,
-    };
-    a
+    )
 }
 
 impl MapFd {
@@ -166,12 +163,12 @@ impl MapFd {
     /// first; ENOENT for a missing key, and the kernel's other errnos.
     pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<()> {
         check_sizes(self, key.len(), value.len(), "BPF_MAP_LOOKUP_ELEM")?;
-        let mut a = sys::attr();
-        // Fields in place: a struct literal would copy its padding (after
-        // map_fd) from the stack.
-        a.__bindgen_anon_2.map_fd = self.as_fd().as_raw_fd() as u32;
-        a.__bindgen_anon_2.key = key.as_ptr() as u64;
-        a.__bindgen_anon_2.__bindgen_anon_1.value = value.as_mut_ptr() as u64;
+        let mut a = attr::map_elem(
+            self.as_fd(),
+            key.as_ptr() as u64,
+            value.as_mut_ptr() as u64,
+            0,
+        );
         // SAFETY: check_sizes() made key and value exactly the map's key
         // and value sizes (per CPU for per-CPU maps), which is what the
         // kernel reads and writes; both outlive the call.
@@ -191,13 +188,12 @@ impl MapFd {
     /// kernel's errno.
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {
         check_sizes(self, key.len(), value.len(), "BPF_MAP_UPDATE_ELEM")?;
-        let mut a = sys::attr();
-        // Fields in place: a struct literal would copy its padding (after
-        // map_fd) from the stack.
-        a.__bindgen_anon_2.map_fd = self.as_fd().as_raw_fd() as u32;
-        a.__bindgen_anon_2.key = key.as_ptr() as u64;
-        a.__bindgen_anon_2.__bindgen_anon_1.value = value.as_ptr() as u64;
-        a.__bindgen_anon_2.flags = uapi::BPF_ANY as u64;
+        let mut a = attr::map_elem(
+            self.as_fd(),
+            key.as_ptr() as u64,
+            value.as_ptr() as u64,
+            uapi::BPF_ANY as u64,
+        );
         // SAFETY: check_sizes() made key and value exactly the map's key
         // and value sizes, which is what the kernel reads; both outlive the
         // call.

@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nk_sys::uapi;
 
+use crate::attr;
 use crate::error::{Error, Result};
 use crate::fd::{owned, LinkFd, ProgFd};
 use crate::sys;
@@ -49,7 +50,7 @@ pub enum AttachPoint {
 }
 
 impl AttachPoint {
-    fn ifindex(self) -> u32 {
+    pub(crate) fn ifindex(self) -> u32 {
         match self {
             AttachPoint::Tcx { ifindex, .. } | AttachPoint::Netkit { ifindex, .. } => ifindex,
         }
@@ -135,7 +136,7 @@ pub enum Anchor<'a> {
 }
 
 /// (flags, relative fd or id) for an anchor.
-fn encode(anchor: Anchor<'_>) -> (u32, u32) {
+pub(crate) fn encode(anchor: Anchor<'_>) -> (u32, u32) {
     let rel = |r: Relative<'_>| match r {
         Relative::ProgFd(fd) => (0, fd.as_raw_fd() as u32),
         Relative::ProgId(id) => (uapi::BPF_F_ID, id),
@@ -163,37 +164,7 @@ pub fn link_create_attr(
     anchor: Anchor<'_>,
     expected_revision: Option<u64>,
 ) -> uapi::bpf_attr {
-    let (flags, relative) = encode(anchor);
-    let revision = expected_revision.unwrap_or(0);
-    // Start from the zeroed union and write the fields in place: a union
-    // literal would leave the bytes of its larger members undefined, and a
-    // struct literal its padding (tcx/netkit have 4 bytes between
-    // relative_fd and expected_revision). The kernel rejects non-zero
-    // unused fields with EINVAL, and the encoding must be deterministic.
-    let mut extra = uapi::bpf_attr__bindgen_ty_14__bindgen_ty_3::default();
-    match at {
-        AttachPoint::Tcx { .. } => {
-            extra.tcx.__bindgen_anon_1.relative_fd = relative;
-            extra.tcx.expected_revision = revision;
-        }
-        AttachPoint::Netkit { .. } => {
-            extra.netkit.__bindgen_anon_1.relative_fd = relative;
-            extra.netkit.expected_revision = revision;
-        }
-    }
-    let mut a = sys::attr();
-    a.link_create = uapi::bpf_attr__bindgen_ty_14 {
-        __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_14__bindgen_ty_1 {
-            prog_fd: prog.as_raw_fd() as u32,
-        },
-        __bindgen_anon_2: uapi::bpf_attr__bindgen_ty_14__bindgen_ty_2 {
-            target_ifindex: at.ifindex(),
-        },
-        attach_type: at.attach_type(),
-        flags,
-        __bindgen_anon_3: extra,
-    };
-    a
+    attr::link_create(prog, at, anchor, expected_revision)
 }
 
 /// Attaches `prog` at `at` as a link, positioned by `anchor`; with
@@ -227,25 +198,7 @@ pub fn prog_attach_attr(
     replace: Option<BorrowedFd<'_>>,
     expected_revision: Option<u64>,
 ) -> uapi::bpf_attr {
-    let (mut flags, relative) = encode(anchor);
-    if replace.is_some() {
-        flags |= uapi::BPF_F_REPLACE;
-    }
-    let mut a = sys::attr();
-    a.__bindgen_anon_5 = uapi::bpf_attr__bindgen_ty_6 {
-        __bindgen_anon_1: uapi::bpf_attr__bindgen_ty_6__bindgen_ty_1 {
-            target_ifindex: at.ifindex(),
-        },
-        attach_bpf_fd: prog.as_raw_fd() as u32,
-        attach_type: at.attach_type(),
-        attach_flags: flags,
-        replace_bpf_fd: replace.map(|r| r.as_raw_fd() as u32).unwrap_or(0),
-        __bindgen_anon_2: uapi::bpf_attr__bindgen_ty_6__bindgen_ty_2 {
-            relative_fd: relative,
-        },
-        expected_revision: expected_revision.unwrap_or(0),
-    };
-    a
+    attr::prog_attach(prog, at, anchor, replace, expected_revision)
 }
 
 /// Attaches `prog` without a link (`BPF_PROG_ATTACH`). With `replace`, it
@@ -310,18 +263,20 @@ pub struct QueryResult {
 }
 
 fn query_once(at: AttachPoint, progs: &mut [u32], links: &mut [u32]) -> Result<(u32, u64)> {
-    // Fields in place: a struct literal would copy its padding (after
-    // count) from the stack.
-    let mut a = sys::attr();
-    a.query.__bindgen_anon_1.target_ifindex = at.ifindex();
-    a.query.attach_type = at.attach_type();
-    if !progs.is_empty() {
-        a.query.prog_ids = progs.as_mut_ptr() as u64;
-    }
-    a.query.__bindgen_anon_2.count = progs.len() as u32;
-    if !links.is_empty() {
-        a.query.link_ids = links.as_mut_ptr() as u64;
-    }
+    let mut a = attr::prog_query(
+        at,
+        if progs.is_empty() {
+            0
+        } else {
+            progs.as_mut_ptr() as u64
+        },
+        if links.is_empty() {
+            0
+        } else {
+            links.as_mut_ptr() as u64
+        },
+        progs.len() as u32,
+    );
     // SAFETY: prog_ids and link_ids, when set, point at arrays of
     // `count` u32s that outlive the call; the kernel writes at most `count`.
     unsafe {
@@ -614,7 +569,7 @@ mod tests {
             assert!(unused_bytes_are_zero(&a, 32), "prog_attach");
             poison_stack();
             let c = std::ffi::CString::new("/sys/fs/bpf/x").unwrap();
-            let a = crate::pin::obj_attr(&c);
+            let a = crate::attr::obj(&c, 0);
             assert!(unused_bytes_are_zero(&a, 8), "obj");
         }
     }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use nk_sys::uapi;
 
+use crate::attr;
 use crate::error::{Error, Result};
 use crate::fd::owned;
 use crate::sys;
@@ -48,16 +49,6 @@ pub fn check_bpffs(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A zeroed attr with `pathname` set. The obj struct has tail padding
-/// after `path_fd`, which the kernel requires to be zero; assigning a
-/// whole struct value could copy garbage there, so the field is written
-/// in place.
-pub(crate) fn obj_attr(path: &CString) -> uapi::bpf_attr {
-    let mut a = sys::attr();
-    a.__bindgen_anon_4.pathname = path.as_ptr() as u64;
-    a
-}
-
 /// Pins `fd` (a program, map or link) at `path`.
 ///
 /// # Errors
@@ -65,8 +56,7 @@ pub(crate) fn obj_attr(path: &CString) -> uapi::bpf_attr {
 pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
     check_bpffs(path)?;
     let c = cpath(path)?;
-    let mut a = obj_attr(&c);
-    a.__bindgen_anon_4.bpf_fd = fd.as_fd().as_raw_fd() as u32;
+    let mut a = attr::obj(&c, fd.as_fd().as_raw_fd() as u32);
     // SAFETY: pathname points at c, a NUL-terminated path alive for the call.
     unsafe {
         sys::bpf(uapi::BPF_OBJ_PIN, &mut a, || {
@@ -82,7 +72,7 @@ pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
 /// Nothing pinned there, or the kernel's errno.
 pub fn get(path: &Path) -> Result<OwnedFd> {
     let c = cpath(path)?;
-    let mut a = obj_attr(&c);
+    let mut a = attr::obj(&c, 0);
     // SAFETY: pathname points at c, a NUL-terminated path alive for the call.
     let fd = unsafe {
         sys::bpf(uapi::BPF_OBJ_GET, &mut a, || {

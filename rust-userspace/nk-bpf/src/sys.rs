@@ -4,11 +4,6 @@ use nk_sys::{syscall, uapi, Syscall};
 
 use crate::error::{Error, Result};
 
-/// A zeroed `bpf_attr`, as the kernel requires for unused fields.
-pub fn attr() -> uapi::bpf_attr {
-    uapi::bpf_attr::default()
-}
-
 /// Calls `bpf(cmd, attr)`; on failure names `op` and explains common errnos.
 ///
 /// # Safety
@@ -20,6 +15,7 @@ pub unsafe fn bpf(cmd: u32, attr: &mut uapi::bpf_attr, op: impl FnOnce() -> Stri
     // SAFETY: this function's own contract.
     let attr = unsafe { nk_sys::BpfAttr::new(attr) };
     syscall(Syscall::Bpf { cmd, attr }).map_err(|source| Error::Bpf {
+        cmd,
         op: op(),
         hint: source
             .raw_os_error()
@@ -55,6 +51,25 @@ pub fn hint(cmd: u32, errno: i32) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_command_issued_has_a_name() {
+        for cmd in [
+            uapi::BPF_LINK_CREATE,
+            uapi::BPF_LINK_UPDATE,
+            uapi::BPF_PROG_QUERY,
+            uapi::BPF_OBJ_GET_INFO_BY_FD,
+        ] {
+            assert!(crate::error::cmd_name(cmd).is_some_and(|n| n.starts_with("BPF_")));
+        }
+        let _g = nk_sys::fake::install(|_| Err(std::io::Error::from_raw_os_error(libc::EPERM)));
+        let mut a = uapi::bpf_attr::default();
+        // SAFETY: the fake answers; nothing reads or writes the attr.
+        let e =
+            unsafe { bpf(uapi::BPF_LINK_UPDATE, &mut a, || "BPF_LINK_UPDATE".into()) }.unwrap_err();
+        assert_eq!(e.cmd(), Some(uapi::BPF_LINK_UPDATE));
+        assert_eq!(e.errno(), Some(libc::EPERM));
+    }
 
     #[test]
     fn hints_depend_on_the_command() {

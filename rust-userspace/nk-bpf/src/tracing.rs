@@ -2,10 +2,11 @@
 //! fixed at load time (libbpf resolved its BTF id), so attaching needs only
 //! the program.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use nk_sys::uapi;
 
+use crate::attr;
 use crate::error::Result;
 use crate::fd::{owned, LinkFd, ProgFd};
 use crate::sys;
@@ -21,15 +22,13 @@ pub enum Trace {
 
 /// The `bpf_attr` for the link (for snapshots).
 pub fn attach_attr(prog: &ProgFd, t: Trace) -> uapi::bpf_attr {
-    let mut a = sys::attr();
-    // sys::attr() zeroed the whole union; writing the fields of its
-    // link_create member in place keeps every other byte zero.
-    a.link_create.__bindgen_anon_1.prog_fd = prog.as_fd().as_raw_fd() as u32;
-    a.link_create.attach_type = match t {
-        Trace::Fentry => uapi::BPF_TRACE_FENTRY,
-        Trace::Fexit => uapi::BPF_TRACE_FEXIT,
-    };
-    a
+    attr::link_create_prog(
+        prog.as_fd(),
+        match t {
+            Trace::Fentry => uapi::BPF_TRACE_FENTRY,
+            Trace::Fexit => uapi::BPF_TRACE_FEXIT,
+        },
+    )
 }
 
 /// Attaches a loaded fentry/fexit program; it runs until the link closes.

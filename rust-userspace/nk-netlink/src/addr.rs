@@ -1,29 +1,29 @@
-//! Addresses, routes and neighbours: what an endpoint needs to carry IP.
+//! Addresses: add, delete and dump (`ip addr`). Routes and neighbours
+//! are in `route.rs` and `neigh.rs`.
 
 use std::net::IpAddr;
 
 use nk_sys::uapi;
 
 use crate::error::{Error, Result};
-use crate::link::Mac;
-use crate::wire::MsgBuilder;
+use crate::wire::{self, MsgBuilder};
 use crate::RtSocket;
 
-fn family(a: &IpAddr) -> u8 {
+pub(crate) fn family(a: &IpAddr) -> u8 {
     match a {
         IpAddr::V4(_) => libc::AF_INET as u8,
         IpAddr::V6(_) => libc::AF_INET6 as u8,
     }
 }
 
-fn octets(a: &IpAddr) -> Vec<u8> {
+pub(crate) fn octets(a: &IpAddr) -> Vec<u8> {
     match a {
         IpAddr::V4(v) => v.octets().to_vec(),
         IpAddr::V6(v) => v.octets().to_vec(),
     }
 }
 
-fn check_prefix(a: &IpAddr, prefix: u8) -> Result<()> {
+pub(crate) fn check_prefix(a: &IpAddr, prefix: u8) -> Result<()> {
     let max = if a.is_ipv4() { 32 } else { 128 };
     if prefix > max {
         return Err(Error::Invalid {
@@ -78,94 +78,107 @@ impl RtSocket {
             .map(drop)
     }
 
-    /// Adds a route to `dst/prefix` out of device `oif`, optionally via a
-    /// gateway (`onlink`, as Cilium's endpoint routes are).
+    /// Removes `addr/prefix` from device `index`.
     ///
     /// # Errors
-    /// The kernel's errno and extack.
-    pub fn route_add(
-        &mut self,
-        dst: IpAddr,
-        prefix: u8,
-        oif: u32,
-        via: Option<IpAddr>,
-    ) -> Result<()> {
-        check_prefix(&dst, prefix)?;
+    /// The kernel's errno and extack (EADDRNOTAVAIL: not there).
+    pub fn addr_del(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
+        check_prefix(&addr, prefix)?;
         let mut m = MsgBuilder::new(
-            uapi::RTM_NEWROUTE as u16,
-            (uapi::NLM_F_REQUEST | uapi::NLM_F_ACK | uapi::NLM_F_CREATE | uapi::NLM_F_EXCL) as u16,
+            uapi::RTM_DELADDR as u16,
+            (uapi::NLM_F_REQUEST | uapi::NLM_F_ACK) as u16,
         );
-        m.push(&uapi::rtmsg {
-            rtm_family: family(&dst),
-            rtm_dst_len: prefix,
-            rtm_table: uapi::RT_TABLE_MAIN as u8,
-            rtm_protocol: uapi::RTPROT_STATIC as u8,
-            rtm_scope: if via.is_some() {
-                uapi::RT_SCOPE_UNIVERSE
-            } else {
-                uapi::RT_SCOPE_LINK
-            } as u8,
-            rtm_type: uapi::RTN_UNICAST as u8,
-            rtm_flags: if via.is_some() {
-                uapi::RTNH_F_ONLINK
-            } else {
-                0
-            },
+        m.push(&uapi::ifaddrmsg {
+            ifa_family: family(&addr),
+            ifa_prefixlen: prefix,
+            ifa_index: index,
             ..Default::default()
         });
-        m.attr(uapi::RTA_DST as u16, &octets(&dst));
-        m.u32(uapi::RTA_OIF as u16, oif);
-        if let Some(g) = via {
-            m.attr(uapi::RTA_GATEWAY as u16, &octets(&g));
-        }
-        self.request(&m, &format!("RTM_NEWROUTE {dst}/{prefix} oif {oif}"))
+        m.attr(uapi::IFA_LOCAL as u16, &octets(&addr));
+        m.attr(uapi::IFA_ADDRESS as u16, &octets(&addr));
+        self.request(&m, &format!("RTM_DELADDR {addr}/{prefix} ifindex {index}"))
             .map(drop)
     }
 
-    /// Adds a permanent neighbour entry `ip -> mac` on device `index`.
+    /// Every address of this netns, or of device `index`.
     ///
     /// # Errors
-    /// The kernel's errno and extack.
-    pub fn neigh_add(&mut self, index: u32, ip: IpAddr, mac: Mac) -> Result<()> {
+    /// The kernel's errno; a malformed answer.
+    pub fn addr_dump(&mut self, index: Option<u32>) -> Result<Vec<AddrInfo>> {
         let mut m = MsgBuilder::new(
-            uapi::RTM_NEWNEIGH as u16,
-            (uapi::NLM_F_REQUEST | uapi::NLM_F_ACK | uapi::NLM_F_CREATE | uapi::NLM_F_REPLACE)
-                as u16,
+            uapi::RTM_GETADDR as u16,
+            (uapi::NLM_F_REQUEST | uapi::NLM_F_DUMP) as u16,
         );
-        m.push(&uapi::ndmsg {
-            ndm_family: family(&ip),
-            ndm_ifindex: index as i32,
-            ndm_state: uapi::NUD_PERMANENT as u16,
+        // With NETLINK_GET_STRICT_CHK the kernel filters on ifa_index.
+        m.push(&uapi::ifaddrmsg {
+            ifa_index: index.unwrap_or(0),
             ..Default::default()
         });
-        m.attr(uapi::NDA_DST as u16, &octets(&ip));
-        m.attr(uapi::NDA_LLADDR as u16, &mac.0);
-        self.request(
-            &m,
-            &format!("RTM_NEWNEIGH {ip} lladdr {mac} ifindex {index}"),
-        )
-        .map(drop)
+        let mut v = Vec::new();
+        for p in self.dump(&m, "RTM_GETADDR dump")? {
+            let a = AddrInfo::decode(&p)?;
+            if index.is_none_or(|i| i == a.index) {
+                v.push(a);
+            }
+        }
+        Ok(v)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// An address as `RTM_GETADDR` reports it.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AddrInfo {
+    /// The device.
+    pub index: u32,
+    /// The address (`IFA_LOCAL`, else `IFA_ADDRESS`).
+    pub addr: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// `RT_SCOPE_*`.
+    pub scope: u8,
+    /// The address flags (`IFA_FLAGS`, which holds all 32 bits).
+    pub flags: u32,
+}
 
-    #[test]
-    fn cidr() {
-        assert_eq!(
-            parse_cidr("10.0.0.1/24").unwrap(),
-            ("10.0.0.1".parse().unwrap(), 24)
-        );
-        assert!(parse_cidr("10.0.0.1")
-            .unwrap_err()
-            .to_string()
-            .contains("needs a prefix length"));
-        assert!(parse_cidr("10.0.0.1/33")
-            .unwrap_err()
-            .to_string()
-            .contains("longer than 32"));
-        assert!(parse_cidr("fd00::1/128").is_ok());
+impl AddrInfo {
+    /// Decodes an `RTM_NEWADDR` payload.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] when the header is short or no address came.
+    pub fn decode(p: &[u8]) -> Result<AddrInfo> {
+        let bad = |why: &str| Error::Malformed {
+            request: "RTM_GETADDR".into(),
+            why: why.into(),
+        };
+        let h: uapi::ifaddrmsg = wire::read_pod(p).ok_or_else(|| bad("short ifaddrmsg"))?;
+        let (mut local, mut address, mut flags) = (None, None, u32::from(h.ifa_flags));
+        let hdr = wire::align(std::mem::size_of::<uapi::ifaddrmsg>());
+        for (t, v) in wire::Attrs::new(p.get(hdr..).unwrap_or_default()) {
+            match u32::from(t) {
+                uapi::IFA_LOCAL => local = ip_of(h.ifa_family, v),
+                uapi::IFA_ADDRESS => address = ip_of(h.ifa_family, v),
+                uapi::IFA_FLAGS => flags = wire::get_u32(v).unwrap_or(flags),
+                _ => {}
+            }
+        }
+        Ok(AddrInfo {
+            index: h.ifa_index,
+            addr: local
+                .or(address)
+                .ok_or_else(|| bad("no IFA_LOCAL or IFA_ADDRESS"))?,
+            prefix: h.ifa_prefixlen,
+            scope: h.ifa_scope,
+            flags,
+        })
+    }
+}
+
+/// An address attribute of `family`, if it has that family's length.
+pub(crate) fn ip_of(family: u8, v: &[u8]) -> Option<IpAddr> {
+    match (i32::from(family), v.len()) {
+        (libc::AF_INET, 4) => Some(IpAddr::from(<[u8; 4]>::try_from(v).ok()?)),
+        (libc::AF_INET6, 16) => Some(IpAddr::from(<[u8; 16]>::try_from(v).ok()?)),
+        _ => None,
     }
 }

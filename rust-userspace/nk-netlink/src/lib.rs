@@ -12,16 +12,25 @@
 pub mod addr;
 pub mod diag;
 pub mod error;
+pub mod events;
 #[cfg(any(test, feature = "golden"))]
 pub mod golden;
 pub mod link;
+pub mod neigh;
 pub mod netkit;
 pub mod netns;
+pub mod route;
 pub mod socket;
 pub mod wire;
 
+pub use addr::AddrInfo;
 pub use error::{Error, Result};
-pub use link::{LinkChange, LinkInfo, Mac, NetkitInfo, NetkitSpec, NetkitSync, NetnsRef, PeerSpec};
+pub use events::{LinkEvent, LinkEvents};
+pub use link::{
+    HwAddr, LinkChange, LinkInfo, Mac, NetkitInfo, NetkitSpec, NetkitSync, NetnsRef, PeerSpec,
+};
+pub use neigh::NeighInfo;
 pub use netkit::{NetkitMode, NetkitPolicy, NetkitScrub};
 pub use netns::NetnsFd;
+pub use route::RouteInfo;
 pub use socket::RtSocket;

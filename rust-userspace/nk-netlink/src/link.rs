@@ -119,18 +119,48 @@ impl serde::Serialize for Mac {
 
 /// A hardware address of any length as iproute2's JSON prints it:
 /// colon-separated hex bytes.
-fn serialize_hw_addr<S: serde::Serializer>(
-    a: &Option<Vec<u8>>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    match a {
-        Some(b) => s.serialize_str(
-            &b.iter()
-                .map(|x| format!("{x:02x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
-        ),
-        None => s.serialize_none(),
+/// A link-layer address as the kernel reports it (`IFLA_ADDRESS`): six
+/// bytes for Ethernet-like devices, none or all-zero for L3 ones, other
+/// lengths elsewhere (IPoIB's 20). Shown and serialized as colon-separated
+/// hex, as iproute2 shows it; [`HwAddr::mac`] gives the [`Mac`] that
+/// changes take.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HwAddr(pub Vec<u8>);
+
+impl HwAddr {
+    /// The address as a [`Mac`], if it is six bytes long.
+    pub fn mac(&self) -> Option<Mac> {
+        <[u8; 6]>::try_from(self.0.as_slice()).ok().map(Mac)
+    }
+
+    /// Whether every byte is zero (an L3 device's).
+    pub fn is_zero(&self) -> bool {
+        self.0.iter().all(|b| *b == 0)
+    }
+}
+
+impl std::ops::Deref for HwAddr {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for HwAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for HwAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -495,10 +525,8 @@ pub struct LinkInfo {
     pub min_mtu: Option<u32>,
     /// See `min_mtu`.
     pub max_mtu: Option<u32>,
-    /// L2 address (empty or all-zero for L3 devices); serialized as
-    /// colon-separated hex.
-    #[serde(serialize_with = "serialize_hw_addr")]
-    pub address: Option<Vec<u8>>,
+    /// L2 address (empty or all-zero for L3 devices).
+    pub address: Option<HwAddr>,
     /// `IFLA_INFO_KIND`.
     pub kind: Option<String>,
     /// netkit's own attributes.
@@ -517,6 +545,10 @@ pub struct LinkInfo {
     pub gso_ipv4_max_size: Option<u32>,
     /// `IFLA_TSO_MAX_SIZE`.
     pub tso_max_size: Option<u32>,
+    /// `IFLA_GRO_MAX_SIZE`.
+    pub gro_max_size: Option<u32>,
+    /// `IFLA_GRO_IPV4_MAX_SIZE`.
+    pub gro_ipv4_max_size: Option<u32>,
     /// `IFLA_STATS64`.
     pub stats: Option<Stats>,
 }
@@ -548,12 +580,14 @@ impl LinkInfo {
                 uapi::IFLA_MTU => l.mtu = get_u32(v),
                 uapi::IFLA_MIN_MTU => l.min_mtu = get_u32(v),
                 uapi::IFLA_MAX_MTU => l.max_mtu = get_u32(v),
-                uapi::IFLA_ADDRESS => l.address = Some(v.to_vec()),
+                uapi::IFLA_ADDRESS => l.address = Some(HwAddr(v.to_vec())),
                 uapi::IFLA_LINK => l.link = get_u32(v),
                 uapi::IFLA_LINK_NETNSID => l.link_netnsid = get_u32(v).map(|x| x as i32),
                 uapi::IFLA_GSO_MAX_SIZE => l.gso_max_size = get_u32(v),
                 uapi::IFLA_GSO_IPV4_MAX_SIZE => l.gso_ipv4_max_size = get_u32(v),
                 uapi::IFLA_TSO_MAX_SIZE => l.tso_max_size = get_u32(v),
+                uapi::IFLA_GRO_MAX_SIZE => l.gro_max_size = get_u32(v),
+                uapi::IFLA_GRO_IPV4_MAX_SIZE => l.gro_ipv4_max_size = get_u32(v),
                 uapi::IFLA_STATS64 => l.stats = decode_stats(v),
                 uapi::IFLA_LINKINFO => decode_linkinfo(v, &mut l),
                 x if x == IFLA_HEADROOM as u32 => l.headroom = get_u16(v),
@@ -640,6 +674,10 @@ pub struct LinkChange<'a> {
     pub gso_max_size: Option<u32>,
     /// `IFLA_GSO_IPV4_MAX_SIZE`.
     pub gso_ipv4_max_size: Option<u32>,
+    /// `IFLA_GRO_MAX_SIZE`: BIG TCP sets it with the GSO limits.
+    pub gro_max_size: Option<u32>,
+    /// `IFLA_GRO_IPV4_MAX_SIZE`.
+    pub gro_ipv4_max_size: Option<u32>,
     /// `IFLA_NETKIT_HEADROOM` through changelink (netkit primary only,
     /// needs the nkdev series: upstream fixes it at creation).
     pub netkit_headroom: Option<u16>,
@@ -698,6 +736,12 @@ impl LinkChange<'_> {
         }
         if let Some(g) = self.gso_ipv4_max_size {
             m.u32(uapi::IFLA_GSO_IPV4_MAX_SIZE as u16, g);
+        }
+        if let Some(g) = self.gro_max_size {
+            m.u32(uapi::IFLA_GRO_MAX_SIZE as u16, g);
+        }
+        if let Some(g) = self.gro_ipv4_max_size {
+            m.u32(uapi::IFLA_GRO_IPV4_MAX_SIZE as u16, g);
         }
         if self.netkit_headroom.is_some() || self.netkit_tailroom.is_some() {
             m.begin_nest(uapi::IFLA_LINKINFO as u16);
@@ -865,7 +909,7 @@ mod tests {
             flags: (libc::IFF_UP | libc::IFF_BROADCAST | libc::IFF_RUNNING | libc::IFF_LOWER_UP)
                 as u32
                 | 1 << 30,
-            address: Some(vec![2, 0, 0, 0, 0, 0xab]),
+            address: Some(HwAddr(vec![2, 0, 0, 0, 0, 0xab])),
             netkit: Some(NetkitInfo {
                 primary: true,
                 mode: Some(crate::NetkitMode::L3),
@@ -996,5 +1040,30 @@ mod tests {
         let l = LinkInfo::decode(&bytes[wire::NLMSG_HDRLEN..]).unwrap();
         let n = l.netkit.unwrap();
         assert_eq!((n.headroom, n.tailroom), (Some(160), Some(0)));
+    }
+
+    #[test]
+    fn gro_limits_wire_bytes_and_decode() {
+        let c = LinkChange {
+            gso_max_size: Some(524_280),
+            gro_max_size: Some(524_280),
+            gro_ipv4_max_size: Some(196_608),
+            ..Default::default()
+        };
+        let bytes = c.message(3).finish(1);
+        // IFLA_GSO_MAX_SIZE(41), IFLA_GRO_MAX_SIZE(58),
+        // IFLA_GRO_IPV4_MAX_SIZE(64), each a u32, little endian.
+        #[rustfmt::skip]
+        let attrs: &[u8] = &[
+            8, 0, 41, 0, 0xf8, 0xff, 0x07, 0,
+            8, 0, 58, 0, 0xf8, 0xff, 0x07, 0,
+            8, 0, 64, 0, 0, 0, 0x03, 0,
+        ];
+        assert_eq!(&bytes[32..], attrs);
+        let l = LinkInfo::decode(&bytes[wire::NLMSG_HDRLEN..]).unwrap();
+        assert_eq!(
+            (l.gso_max_size, l.gro_max_size, l.gro_ipv4_max_size),
+            (Some(524_280), Some(524_280), Some(196_608))
+        );
     }
 }

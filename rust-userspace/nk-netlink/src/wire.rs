@@ -21,27 +21,148 @@ const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | (1 << 14));
 /// Plain-old-data structs that may be copied to and from the wire.
 ///
 /// # Safety
-/// Implementors must be `repr(C)` with no padding-sensitive invariants:
-/// every byte pattern is a valid value.
+/// Implementors must be `repr(C)`, every byte pattern must be a valid
+/// value, and no byte may be padding (uninitialised on the way out).
+/// Implement it with [`pod!`](crate::pod), which proves the last at
+/// compile time.
 pub unsafe trait Pod: Copy + Default {}
-// SAFETY: these uapi structs are repr(C) integer-only structs.
-unsafe impl Pod for uapi::ifinfomsg {}
-// SAFETY: as above.
-unsafe impl Pod for uapi::ifaddrmsg {}
-// SAFETY: as above.
-unsafe impl Pod for uapi::rtmsg {}
-// SAFETY: as above.
-unsafe impl Pod for uapi::ndmsg {}
-// SAFETY: as above.
-unsafe impl Pod for uapi::nlmsghdr {}
-// SAFETY: as above.
-unsafe impl Pod for uapi::rtnl_link_stats64 {}
-// SAFETY: as above.
-unsafe impl Pod for uapi::inet_diag_req_v2 {}
-// SAFETY: as above.
-unsafe impl Pod for uapi::inet_diag_msg {}
-// SAFETY: as above.
-unsafe impl Pod for uapi::inet_diag_sockid {}
+
+/// The size of a field's type, from a projection (for [`pod!`](crate::pod)).
+#[doc(hidden)]
+pub const fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+    std::mem::size_of::<F>()
+}
+
+/// Implements [`Pod`] for a `repr(C)` struct of integers (and arrays of
+/// them) after checking at compile time that the fields listed, which must
+/// be all of them, fill the struct: a struct with padding does not build,
+/// and gets an explicit padding field instead (bindgen's
+/// `explicit_padding`).
+///
+/// ```compile_fail,E0080
+/// #[repr(C)]
+/// #[derive(Clone, Copy, Default)]
+/// struct Padded { a: u8, b: u32 }
+/// nk_netlink::pod!(Padded { a, b });
+/// ```
+///
+/// ```
+/// #[repr(C)]
+/// #[derive(Clone, Copy, Default)]
+/// struct Spelled { a: u8, pad: [u8; 3], b: u32 }
+/// nk_netlink::pod!(Spelled { a, pad, b });
+/// ```
+#[macro_export]
+macro_rules! pod {
+    ($t:ty { $($f:ident),+ $(,)? }) => {
+        const _: () = assert!(
+            ::std::mem::size_of::<$t>() == 0 $(+ $crate::wire::field_size(|v: &$t| &v.$f))+,
+            concat!(stringify!($t), ": padding, or a field missing from pod!")
+        );
+        // SAFETY: repr(C), integer fields only, and the assertion above
+        // proves that they cover every byte: no padding, and any byte
+        // pattern is a valid value.
+        unsafe impl $crate::wire::Pod for $t {}
+    };
+}
+
+pod!(uapi::ifinfomsg {
+    ifi_family,
+    __ifi_pad,
+    ifi_type,
+    ifi_index,
+    ifi_flags,
+    ifi_change
+});
+pod!(uapi::ifaddrmsg {
+    ifa_family,
+    ifa_prefixlen,
+    ifa_flags,
+    ifa_scope,
+    ifa_index
+});
+pod!(uapi::rtmsg {
+    rtm_family,
+    rtm_dst_len,
+    rtm_src_len,
+    rtm_tos,
+    rtm_table,
+    rtm_protocol,
+    rtm_scope,
+    rtm_type,
+    rtm_flags
+});
+pod!(uapi::ndmsg {
+    ndm_family,
+    ndm_pad1,
+    ndm_pad2,
+    ndm_ifindex,
+    ndm_state,
+    ndm_flags,
+    ndm_type
+});
+pod!(uapi::nlmsghdr {
+    nlmsg_len,
+    nlmsg_type,
+    nlmsg_flags,
+    nlmsg_seq,
+    nlmsg_pid
+});
+pod!(uapi::rtnl_link_stats64 {
+    rx_packets,
+    tx_packets,
+    rx_bytes,
+    tx_bytes,
+    rx_errors,
+    tx_errors,
+    rx_dropped,
+    tx_dropped,
+    multicast,
+    collisions,
+    rx_length_errors,
+    rx_over_errors,
+    rx_crc_errors,
+    rx_frame_errors,
+    rx_fifo_errors,
+    rx_missed_errors,
+    tx_aborted_errors,
+    tx_carrier_errors,
+    tx_fifo_errors,
+    tx_heartbeat_errors,
+    tx_window_errors,
+    rx_compressed,
+    tx_compressed,
+    rx_nohandler,
+    rx_otherhost_dropped
+});
+pod!(uapi::inet_diag_req_v2 {
+    sdiag_family,
+    sdiag_protocol,
+    idiag_ext,
+    pad,
+    idiag_states,
+    id
+});
+pod!(uapi::inet_diag_msg {
+    idiag_family,
+    idiag_state,
+    idiag_timer,
+    idiag_retrans,
+    id,
+    idiag_expires,
+    idiag_rqueue,
+    idiag_wqueue,
+    idiag_uid,
+    idiag_inode
+});
+pod!(uapi::inet_diag_sockid {
+    idiag_sport,
+    idiag_dport,
+    idiag_src,
+    idiag_dst,
+    idiag_if,
+    idiag_cookie
+});
 
 /// The bytes of a Pod value.
 pub fn bytes_of<T: Pod>(v: &T) -> &[u8] {

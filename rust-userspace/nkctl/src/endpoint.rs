@@ -99,9 +99,8 @@ fn gateway(addr: &IpAddr) -> IpAddr {
     }
 }
 
-fn mac_of(a: &Option<Vec<u8>>) -> Option<Mac> {
-    let b: [u8; 6] = a.as_deref()?.try_into().ok()?;
-    (b != [0; 6]).then_some(Mac(b))
+fn mac_of(a: &Option<nk_netlink::HwAddr>) -> Option<Mac> {
+    a.as_ref().filter(|a| !a.is_zero())?.mac()
 }
 
 struct Rollback {
@@ -393,10 +392,10 @@ mod tests {
 
     #[test]
     fn an_all_zero_mac_is_no_mac() {
-        assert_eq!(mac_of(&Some(vec![0; 6])), None);
+        assert_eq!(mac_of(&Some(nk_netlink::HwAddr(vec![0; 6]))), None);
         assert_eq!(mac_of(&None), None);
         assert_eq!(
-            mac_of(&Some(vec![2, 0, 0, 0, 0, 1])),
+            mac_of(&Some(nk_netlink::HwAddr(vec![2, 0, 0, 0, 0, 1]))),
             Some(Mac([2, 0, 0, 0, 0, 1]))
         );
     }

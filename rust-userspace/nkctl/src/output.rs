@@ -30,6 +30,9 @@ pub struct ErrorFields {
     /// `BPF_LINK_CREATE tcx ingress ifindex 3`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    /// The bpf command that failed (`BPF_LINK_CREATE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf_cmd: Option<&'static str>,
     /// The errno.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errno: Option<i32>,
@@ -82,6 +85,7 @@ impl ErrorJson {
         }
         if let Some(b) = e.downcast_ref::<nk_bpf::Error>() {
             f.request = b.request().map(String::from);
+            f.bpf_cmd = b.cmd().and_then(nk_bpf::error::cmd_name);
             f.hint = b.hint().map(String::from);
             f.log = b.log().filter(|l| !l.is_empty()).map(String::from);
         }
@@ -203,13 +207,9 @@ pub fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
         .and_then(std::io::Error::raw_os_error)
 }
 
-fn mac(a: &Option<Vec<u8>>) -> String {
+fn mac(a: &Option<nk_netlink::HwAddr>) -> String {
     match a {
-        Some(b) if b.len() == 6 && b.iter().any(|x| *x != 0) => b
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<Vec<_>>()
-            .join(":"),
+        Some(b) if b.len() == 6 && !b.is_zero() => b.to_string(),
         // L3 netkit and other ARP-less devices: no address to show.
         _ => "-".into(),
     }
@@ -466,6 +466,7 @@ mod tests {
         });
         assert_eq!(exit_code(&*kernel), exit::KERNEL);
         let bpf: crate::cli::Error = Box::new(nk_bpf::Error::Bpf {
+            cmd: nk_sys::uapi::BPF_LINK_CREATE,
             op: "BPF_LINK_CREATE".into(),
             source: std::io::Error::from_raw_os_error(libc::EPERM),
             hint: None,
@@ -503,6 +504,7 @@ mod tests {
         });
         insta::assert_snapshot!("error_json_netlink", ErrorJson::of(&*k).render());
         let b: Box<dyn std::error::Error> = Box::new(nk_bpf::Error::Bpf {
+            cmd: nk_sys::uapi::BPF_LINK_UPDATE,
             op: "BPF_LINK_UPDATE".into(),
             source: std::io::Error::from_raw_os_error(libc::EPERM),
             hint: Some("the link's program is not the one given as the old program".into()),
@@ -546,7 +548,7 @@ mod tests {
             name: "nk0".into(),
             flags: libc::IFF_UP as u32,
             mtu: Some(1500),
-            address: Some(vec![0; 6]),
+            address: Some(nk_netlink::HwAddr(vec![0; 6])),
             kind: Some("netkit".into()),
             netkit: Some(NetkitInfo {
                 primary: true,

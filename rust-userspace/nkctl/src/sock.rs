@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use nk_bpf::Object;
 use nk_netlink::diag::{addr_words, sockaddr, DiagSocket, Proto, TCP_FULL_STATES};
-use nk_netlink::wire::{bytes_of, read_pod, Pod};
+use nk_netlink::wire::{bytes_of, read_pod};
 use nk_netlink::NetnsFd;
 use nk_sys::{syscall, Syscall};
 
@@ -451,14 +451,38 @@ pub use crate::bpf_records::{
     NK_SD_MAX_FOUND as SD_MAX_FOUND, NK_SD_TCP, NK_SD_UDP,
 };
 
-// SAFETY: bindgen's repr(C) structs of integers whose padding is spelled
-// out as fields (explicit_padding): any byte pattern is a valid value and
-// no byte of a value is uninitialised.
-unsafe impl Pod for SdArgs {}
-// SAFETY: as above.
-unsafe impl Pod for SdSock {}
-// SAFETY: as above.
-unsafe impl Pod for SdStats {}
+// bindgen's repr(C) structs of integers, their padding spelled out as
+// fields (explicit_padding): pod! checks that at compile time.
+nk_netlink::pod!(SdArgs {
+    daddr,
+    dport,
+    family,
+    protos,
+    dry_run,
+    pad,
+    netns_ino
+});
+nk_netlink::pod!(SdSock {
+    netns_cookie,
+    sk_cookie,
+    netns_ino,
+    saddr,
+    daddr,
+    sport,
+    dport,
+    proto,
+    family,
+    state,
+    err,
+    __bindgen_padding_0
+});
+nk_netlink::pod!(SdStats {
+    netns,
+    socks,
+    found,
+    destroyed,
+    iter_err
+});
 
 /// The BPF_PROG_RUN context for `a`.
 pub fn sd_args(a: &SockDestroy, netns_ino: Option<u64>) -> Result<SdArgs, Error> {

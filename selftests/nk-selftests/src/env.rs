@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nk_netlink::{Mac, NetkitMode, NetkitSpec, NetnsFd, NetnsRef, RtSocket};
+use nk_netlink::{NetkitMode, NetkitSpec, NetnsFd, NetnsRef, RtSocket};
 
 use crate::harness::{Stop, TResult};
 
@@ -235,12 +235,11 @@ pub fn redirect_topo(mode: NetkitMode) -> Result<RedirectTopo, Stop> {
     addr(&pod, "nk1", "10.2.0.2/24")?;
     let pod_ip = Ipv4Addr::new(10, 2, 0, 2);
     let veth0 = host.rt()?.link_get("veth0")?;
-    let veth0_mac = Mac(veth0
+    let veth0_mac = veth0
         .address
-        .clone()
-        .unwrap_or_default()
-        .try_into()
-        .map_err(|_| "veth0 MAC")?);
+        .as_ref()
+        .and_then(|a| a.mac())
+        .ok_or("veth0 MAC")?;
     let mut s = src.rt()?;
     let veth1 = s.link_get("veth1")?.index;
     s.route_add(

@@ -31,7 +31,7 @@ use nk_sys::uapi;
 use crate::diag::{DiagSocket, Proto, TCP_FULL_STATES};
 use crate::wire::MsgBuilder;
 use crate::{
-    Error, LinkChange, LinkInfo, Mac, NetkitMode, NetkitPolicy, NetkitScrub, NetkitSpec,
+    Error, HwAddr, LinkChange, LinkInfo, Mac, NetkitMode, NetkitPolicy, NetkitScrub, NetkitSpec,
     NetkitSync, NetnsRef, RtSocket,
 };
 
@@ -178,6 +178,16 @@ fn fails<T: std::fmt::Debug>(
     }
 }
 
+/// The request must fail with `errno`, whatever the kernel's message
+/// (the capture records it; replay compares the bytes).
+fn fails_errno<T: std::fmt::Debug>(what: &str, r: crate::Result<T>, errno: i32) -> Check {
+    match r {
+        Ok(v) => Err(format!("{what}: succeeded ({v:?}), want errno {errno}")),
+        Err(e @ Error::Kernel { .. }) => eq(&format!("{what}: errno"), e.errno(), Some(errno)),
+        Err(e) => Err(format!("{what}: {e}, want the kernel's errno {errno}")),
+    }
+}
+
 fn get(s: &mut Session, name: &str) -> std::result::Result<LinkInfo, String> {
     ok(&format!("link_get {name}"), s.rt.link_get(name))
 }
@@ -200,7 +210,7 @@ fn lo(s: &mut Session, _: &Env<'_>) -> Check {
     eq("lo index", l.index, 1)?;
     eq("lo mtu", l.mtu, Some(65536))?;
     eq("lo is up (the harness brought it up)", l.is_up(), true)?;
-    eq("lo address", l.address, Some(vec![0; 6]))?;
+    eq("lo address", l.address, Some(HwAddr(vec![0; 6])))?;
     eq("lo kind", l.kind, None)?;
     eq("lo min_mtu", l.min_mtu, Some(0))?;
     eq("lo max_mtu", l.max_mtu, Some(0))?;
@@ -228,7 +238,7 @@ fn netkit_l2_all(s: &mut Session, env: &Env<'_>) -> Check {
     let l = get(s, "nk0")?;
     eq("kind", l.kind.as_deref(), Some("netkit"))?;
     eq("mtu", l.mtu, Some(1400))?;
-    eq("address", l.address, Some(vec![2, 0, 0, 0, 0, 1]))?;
+    eq("address", l.address, Some(HwAddr(vec![2, 0, 0, 0, 0, 1])))?;
     eq("generic headroom", l.headroom, Some(64))?;
     eq("generic tailroom", l.tailroom, Some(32))?;
     eq("has a peer ifindex", l.link.is_some(), true)?;
@@ -323,12 +333,17 @@ fn change_mtu_mac_gso(s: &mut Session, _: &Env<'_>) -> Check {
             // Above the peer's 64k request: the pair takes the larger one.
             gso_max_size: Some(196608),
             gso_ipv4_max_size: Some(131072),
+            // BIG TCP sets the GRO limits with the GSO ones.
+            gro_max_size: Some(196608),
+            gro_ipv4_max_size: Some(131072),
             ..Default::default()
         },
     )?;
     let a = get(s, "nk2")?;
+    eq("gro_max_size", a.gro_max_size, Some(196608))?;
+    eq("gro_ipv4_max_size", a.gro_ipv4_max_size, Some(131072))?;
     eq("mtu", a.mtu, Some(1280))?;
-    eq("mac", a.address, Some(vec![2, 0, 0, 0, 0, 0x22]))?;
+    eq("mac", a.address, Some(HwAddr(vec![2, 0, 0, 0, 0, 0x22])))?;
     eq("gso_max_size", a.gso_max_size, Some(196608))?;
     eq("gso_ipv4_max_size", a.gso_ipv4_max_size, Some(131072))?;
     let b = get(s, "nk2p")?;
@@ -519,6 +534,80 @@ fn veth_addr_route_neigh(s: &mut Session, env: &Env<'_>) -> Check {
         s.rt.addr_add(v.index, ip("10.1.0.1"), 24),
         libc::EEXIST,
         Some("ipv4: Address already assigned"),
+    )?;
+    // What was added, dumped back.
+    let addrs = ok("addr_dump", s.rt.addr_dump(Some(v.index)))?;
+    let mut got: Vec<(String, u8)> = addrs
+        .iter()
+        .filter(|a| !a.addr.is_ipv6() || !a.addr.to_string().starts_with("fe80"))
+        .map(|a| (a.addr.to_string(), a.prefix))
+        .collect();
+    got.sort();
+    eq(
+        "addresses",
+        got,
+        vec![("10.1.0.1".into(), 24), ("fd00::1".into(), 64)],
+    )?;
+    let routes = ok("route_dump v4", s.rt.route_dump(libc::AF_INET as u8))?;
+    let mine = |dst: &str| {
+        routes
+            .iter()
+            .find(|r| r.dst == Some(ip(dst)) && r.table == uapi::RT_TABLE_MAIN)
+            .map(|r| (r.prefix, r.oif, r.gateway))
+    };
+    eq(
+        "route 10.2.0.0",
+        mine("10.2.0.0"),
+        Some((24, Some(v.index), None)),
+    )?;
+    eq(
+        "route 10.3.0.0",
+        mine("10.3.0.0"),
+        Some((24, Some(v.index), Some(ip("10.1.0.2")))),
+    )?;
+    let neighs = ok("neigh_dump", s.rt.neigh_dump(Some(v.index)))?;
+    let n = neighs
+        .iter()
+        .find(|n| n.ip == ip("10.1.0.2"))
+        .ok_or("no neighbour 10.1.0.2 in the dump")?;
+    eq("neigh lladdr", n.mac, Some(mac("02:00:00:00:00:99")))?;
+    eq("neigh state", n.state, uapi::NUD_PERMANENT as u16)?;
+    // Deleted, they are gone; deleted twice, the kernel says so.
+    ok("route_del", s.rt.route_del(ip("10.2.0.0"), 24, v.index))?;
+    ok("neigh_del", s.rt.neigh_del(v.index, ip("10.1.0.2")))?;
+    ok("addr_del", s.rt.addr_del(v.index, ip("fd00::1"), 64))?;
+    let routes = ok("route_dump v4", s.rt.route_dump(libc::AF_INET as u8))?;
+    eq(
+        "route deleted",
+        routes.iter().any(|r| r.dst == Some(ip("10.2.0.0"))),
+        false,
+    )?;
+    let neighs = ok("neigh_dump", s.rt.neigh_dump(Some(v.index)))?;
+    eq(
+        "neigh deleted",
+        neighs.iter().any(|n| n.ip == ip("10.1.0.2")),
+        false,
+    )?;
+    let addrs = ok("addr_dump", s.rt.addr_dump(Some(v.index)))?;
+    eq(
+        "address deleted",
+        addrs.iter().any(|a| a.addr == ip("fd00::1")),
+        false,
+    )?;
+    fails_errno(
+        "route deleted twice",
+        s.rt.route_del(ip("10.2.0.0"), 24, v.index),
+        libc::ESRCH,
+    )?;
+    fails_errno(
+        "neigh deleted twice",
+        s.rt.neigh_del(v.index, ip("10.1.0.2")),
+        libc::ENOENT,
+    )?;
+    fails_errno(
+        "address deleted twice",
+        s.rt.addr_del(v.index, ip("fd00::1"), 64),
+        libc::EADDRNOTAVAIL,
     )
 }
 
@@ -611,6 +700,8 @@ pub const COVERED: &[(&str, u16, &str)] = &[
     covered!("link", IFLA_GSO_MAX_SIZE),
     covered!("link", IFLA_GSO_IPV4_MAX_SIZE),
     covered!("link", IFLA_TSO_MAX_SIZE),
+    covered!("link", IFLA_GRO_MAX_SIZE),
+    covered!("link", IFLA_GRO_IPV4_MAX_SIZE),
     covered!("link", IFLA_STATS64),
     covered!("link", IFLA_LINKINFO),
     covered!("link", IFLA_HEADROOM),
@@ -637,9 +728,11 @@ pub const COVERED: &[(&str, u16, &str)] = &[
     covered!("veth_peer", IFLA_NET_NS_FD),
     covered!("addr", IFA_LOCAL),
     covered!("addr", IFA_ADDRESS),
+    covered!("addr", IFA_FLAGS),
     covered!("route", RTA_DST),
     covered!("route", RTA_OIF),
     covered!("route", RTA_GATEWAY),
+    covered!("route", RTA_TABLE),
     covered!("neigh", NDA_DST),
     covered!("neigh", NDA_LLADDR),
     covered!("error", NLMSGERR_ATTR_MSG),

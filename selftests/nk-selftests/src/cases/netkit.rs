@@ -79,8 +79,8 @@ pub fn mac(_: &Ctx, r: &mut Reporter) {
                     NetkitMode::L2 => {
                         s.link_set(l.index, &change)?;
                         check_eq!(
-                            s.link_get(name)?.address,
-                            Some(mac.0.to_vec()),
+                            s.link_get(name)?.address.and_then(|a| a.mac()),
+                            Some(mac),
                             "MAC after set"
                         );
                     }
