@@ -128,7 +128,8 @@ pub fn cmd_name(cmd: u32) -> Option<&'static str> {
 
 /// The last lines of a load log, where the verifier says why it refused.
 fn log_tail(log: &str) -> String {
-    const LINES: usize = 20;
+    // 7.3's verifier explains a refusal over ~20 lines before its summary.
+    const LINES: usize = 40;
     let lines: Vec<&str> = log.trim_end().lines().collect();
     let skip = lines.len().saturating_sub(LINES);
     let mut s = if skip > 0 {

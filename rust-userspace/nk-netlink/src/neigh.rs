@@ -65,11 +65,12 @@ impl RtSocket {
             uapi::RTM_GETNEIGH as u16,
             (uapi::NLM_F_REQUEST | uapi::NLM_F_DUMP) as u16,
         );
-        // With NETLINK_GET_STRICT_CHK the kernel filters on ndm_ifindex.
-        m.push(&uapi::ndmsg {
-            ndm_ifindex: index.unwrap_or(0) as i32,
-            ..Default::default()
-        });
+        // Under NETLINK_GET_STRICT_CHK the header must be all zero; the
+        // kernel filters on an NDA_IFINDEX attribute.
+        m.push(&uapi::ndmsg::default());
+        if let Some(i) = index {
+            m.u32(uapi::NDA_IFINDEX as u16, i);
+        }
         let mut v = Vec::new();
         for p in self.dump(&m, "RTM_GETNEIGH dump")? {
             let n = NeighInfo::decode(&p)?;

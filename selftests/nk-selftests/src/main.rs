@@ -40,6 +40,7 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("netkit_runtime", 4, 60, cases::tools::netkit_runtime),
     ("bpf_loader", 3, 60, cases::loader::loader),
     ("bpf_features", 1, 60, cases::features::features),
+    ("netlink_events", 1, 60, cases::netlink::events),
     ("e2e_datapath", 1, 90, cases::e2e::datapath),
     ("sock_destroy", 9, 150, cases::sock::destroy),
     ("golden_script", 1, 60, golden::script),

@@ -735,6 +735,7 @@ pub const COVERED: &[(&str, u16, &str)] = &[
     covered!("route", RTA_TABLE),
     covered!("neigh", NDA_DST),
     covered!("neigh", NDA_LLADDR),
+    covered!("neigh", NDA_IFINDEX),
     covered!("error", NLMSGERR_ATTR_MSG),
 ];
 

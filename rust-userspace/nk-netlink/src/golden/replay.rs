@@ -323,9 +323,15 @@ fn walk<'a>(family: u16, h: &uapi::nlmsghdr, p: &'a [u8]) -> Vec<Attr<'a>> {
                 }
             }
         }
-        (0, uapi::RTM_NEWADDR) => put(0, "addr", p.get(8..).unwrap_or_default(), &mut out),
-        (0, uapi::RTM_NEWROUTE) => put(0, "route", p.get(12..).unwrap_or_default(), &mut out),
-        (0, uapi::RTM_NEWNEIGH) => put(0, "neigh", p.get(12..).unwrap_or_default(), &mut out),
+        (0, uapi::RTM_NEWADDR | uapi::RTM_DELADDR | uapi::RTM_GETADDR) => {
+            put(0, "addr", p.get(8..).unwrap_or_default(), &mut out)
+        }
+        (0, uapi::RTM_NEWROUTE | uapi::RTM_DELROUTE | uapi::RTM_GETROUTE) => {
+            put(0, "route", p.get(12..).unwrap_or_default(), &mut out)
+        }
+        (0, uapi::RTM_NEWNEIGH | uapi::RTM_DELNEIGH | uapi::RTM_GETNEIGH) => {
+            put(0, "neigh", p.get(12..).unwrap_or_default(), &mut out)
+        }
         (_, uapi::NLMSG_ERROR) if u32::from(h.nlmsg_flags) & uapi::NLM_F_ACK_TLVS != 0 => {
             // Acks are capped (NETLINK_CAP_ACK): errno, then the header.
             put(
@@ -350,6 +356,12 @@ fn msg_name(family: u16, ty: u16) -> String {
         (0, uapi::RTM_NEWADDR) => "RTM_NEWADDR",
         (0, uapi::RTM_NEWROUTE) => "RTM_NEWROUTE",
         (0, uapi::RTM_NEWNEIGH) => "RTM_NEWNEIGH",
+        (0, uapi::RTM_DELADDR) => "RTM_DELADDR",
+        (0, uapi::RTM_GETADDR) => "RTM_GETADDR",
+        (0, uapi::RTM_DELROUTE) => "RTM_DELROUTE",
+        (0, uapi::RTM_GETROUTE) => "RTM_GETROUTE",
+        (0, uapi::RTM_DELNEIGH) => "RTM_DELNEIGH",
+        (0, uapi::RTM_GETNEIGH) => "RTM_GETNEIGH",
         (4, uapi::SOCK_DIAG_BY_FAMILY) => "SOCK_DIAG_BY_FAMILY",
         (4, uapi::SOCK_DESTROY) => "SOCK_DESTROY",
         _ => return format!("type {ty}"),

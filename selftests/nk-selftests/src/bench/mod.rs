@@ -149,6 +149,10 @@ pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
 
         let pin = format!("/sys/fs/bpf/nkdev-bench-{}", std::process::id());
         nk_bpf::pin::pin(&prog, std::path::Path::new(&pin))?;
+        // bpftool and its libraries from tmpfs: exec'd from the 9p root,
+        // every open() of them waits on the host, and under -icount that
+        // wait lets a host-time-dependent number of timer ticks run.
+        let bpftool = LocalExe::new("bpftool")?;
         let m = n.min(200);
         let t = Instant::now();
         let span = insn::span("tcx_attach", "bpftool_cycle");
@@ -166,7 +170,7 @@ pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
                     ],
                     vec!["net", "detach", "tcx_ingress", "dev", "lo"],
                 ] {
-                    let st = ns.run(|| Command::new("bpftool").args(&args).status())??;
+                    let st = ns.run(|| bpftool.command().args(&args).status())??;
                     check!(st.success(), "bpftool {args:?}: {st}");
                 }
             }
@@ -188,6 +192,72 @@ pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
         );
         Ok(())
     });
+}
+
+/// A dynamically linked program copied, with its loader and libraries,
+/// into a tmpfs directory, and run from there, so that running it reads
+/// nothing from the 9p root. Removed on drop.
+struct LocalExe {
+    dir: std::path::PathBuf,
+    name: String,
+    loader: Option<String>,
+}
+
+impl LocalExe {
+    fn new(prog: &str) -> Result<LocalExe, Stop> {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let bin = path
+            .split(':')
+            .map(|d| std::path::Path::new(d).join(prog))
+            .find(|p| p.is_file())
+            .ok_or_else(|| Stop::Fail(format!("{prog} not found in PATH {path:?}")))?;
+        let dir = std::path::PathBuf::from(format!("/tmp/nk-local-{prog}-{}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        let mut exe = LocalExe {
+            dir,
+            name: prog.into(),
+            loader: None,
+        };
+        fs::copy(&bin, exe.dir.join(prog))?;
+        // The loader lists what it would map: `name => /path (0x...)`, and
+        // itself as `/lib64/ld-linux-x86-64.so.2 (0x...)`.
+        let ld = "/lib64/ld-linux-x86-64.so.2";
+        let out = Command::new(ld).arg("--list").arg(&bin).output()?;
+        if out.status.success() {
+            for l in String::from_utf8_lossy(&out.stdout).lines() {
+                let lib = match l.split_once("=> ") {
+                    Some((_, rest)) => rest.split(" (").next().unwrap_or_default(),
+                    None => l.trim().split(" (").next().unwrap_or_default(),
+                };
+                let lib = std::path::Path::new(lib.trim());
+                if lib.is_absolute() && lib.is_file() {
+                    let name = lib.file_name().unwrap_or_default();
+                    fs::copy(lib, exe.dir.join(name))?;
+                }
+            }
+            exe.loader = Some("ld-linux-x86-64.so.2".into());
+        }
+        Ok(exe)
+    }
+
+    fn command(&self) -> Command {
+        match &self.loader {
+            Some(ld) => {
+                let mut c = Command::new(self.dir.join(ld));
+                c.arg("--library-path")
+                    .arg(&self.dir)
+                    .arg(self.dir.join(&self.name));
+                c
+            }
+            None => Command::new(self.dir.join(&self.name)),
+        }
+    }
+}
+
+impl Drop for LocalExe {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Per operation, nkctl against bpftool: see [`tcx_per_op`].

@@ -3,6 +3,7 @@ pub mod e2e;
 pub mod features;
 pub mod loader;
 pub mod netkit;
+pub mod netlink;
 pub mod redirect;
 pub mod sock;
 pub mod tcx;
