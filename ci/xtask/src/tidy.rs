@@ -261,3 +261,58 @@ fn bpf_attr_is_built_in_attr_rs() {
         bad.join("\n")
     );
 }
+
+/// Every public entry point of the libraries an agent calls has a doc
+/// example that `cargo test --doc` compiles (and runs, where it needs no
+/// root): issue 15.
+#[test]
+fn library_entry_points_have_doc_examples() {
+    let files = [
+        "nk-bpf/src/mprog.rs",
+        "nk-bpf/src/pin.rs",
+        "nk-bpf/src/map.rs",
+        "nk-bpf/src/iter.rs",
+        "nk-bpf/src/run.rs",
+        "nk-bpf/src/tracing.rs",
+        "nk-bpf/src/features.rs",
+        "nk-netlink/src/addr.rs",
+        "nk-netlink/src/route.rs",
+        "nk-netlink/src/neigh.rs",
+        "nk-netlink/src/events.rs",
+    ];
+    let mut missing = Vec::new();
+    for f in files {
+        let p = root().join("rust-userspace").join(f);
+        let text = fs::read_to_string(&p).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            let Some(rest) = t.strip_prefix("pub fn ") else {
+                continue;
+            };
+            let name = rest.split(['(', '<']).next().unwrap_or_default();
+            // Snapshot helpers, decoders and the attach-type accessor are
+            // not what an agent starts from.
+            if name.ends_with("_attr")
+                || matches!(
+                    name,
+                    "attach_type" | "decode" | "from_btf" | "from_file" | "missing_for"
+                )
+            {
+                continue;
+            }
+            let doc: Vec<&&str> = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|l| {
+                    l.trim_start().starts_with("///") || l.trim_start().starts_with("#[")
+                })
+                .collect();
+            if !doc.iter().any(|l| l.contains("```")) {
+                missing.push(format!("{f}: {name}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no doc example: {missing:?}");
+}

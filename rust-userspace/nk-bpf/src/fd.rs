@@ -124,6 +124,14 @@ impl ProgFd {
 
     /// Opens a program by id (`BPF_PROG_GET_FD_BY_ID`).
     ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let p = nk_bpf::ProgFd::from_id(42)?;
+    /// println!("{} ({} verified instructions)", p.name()?, p.verified_insns()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// No such program.
     pub fn from_id(id: u32) -> Result<Self> {
@@ -166,6 +174,15 @@ impl MapLayout {
 
 impl MapFd {
     /// The map's type and element sizes (`BPF_OBJ_GET_INFO_BY_FD`).
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let map = nk_bpf::Object::load("prog.bpf.o".as_ref())?.map("counters")?;
+    /// let l = map.layout()?;
+    /// println!("{} entries of {} bytes", l.max_entries, l.value_size);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// `BPF_OBJ_GET_INFO_BY_FD` fails.
@@ -283,6 +300,15 @@ impl LinkFd {
 
     /// Detaches the link (`BPF_LINK_DETACH`); the fd stays valid but defunct.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let link = nk_bpf::LinkFd::from_owned(nk_bpf::pin::get("/sys/fs/bpf/eth0-ingress".as_ref())?);
+    /// link.detach()?;
+    /// nk_bpf::pin::unpin("/sys/fs/bpf/eth0-ingress".as_ref())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// The kernel's errno.
     pub fn detach(&self) -> Result<()> {
@@ -293,6 +319,17 @@ impl LinkFd {
 
     /// Swaps the link's program (`BPF_LINK_UPDATE`); with `old`, only if
     /// that is the program it runs now.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// use nk_bpf::{LinkFd, ProgFd};
+    /// let link = LinkFd::from_owned(nk_bpf::pin::get("/sys/fs/bpf/eth0-ingress".as_ref())?);
+    /// let (old, new) = (ProgFd::from_id(41)?, ProgFd::from_id(42)?);
+    /// // Only if the link still runs `old`: EPERM otherwise.
+    /// link.update(&new, Some(&old))?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// EPERM/EINVAL when `old` does not match, and the kernel's errno.

@@ -12,6 +12,15 @@ use crate::sys;
 
 /// Creates the iterator link for a `SEC("iter/...")` program.
 ///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// let obj = nk_bpf::Object::load("iter.bpf.o".as_ref())?;
+/// let link = nk_bpf::iter::link(&obj.prog("dump_tcp")?)?;
+/// print!("{}", String::from_utf8_lossy(&nk_bpf::iter::read_all(&link)?));
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// The kernel's errno.
 pub fn link(prog: &ProgFd) -> Result<LinkFd> {
@@ -26,6 +35,15 @@ pub fn link(prog: &ProgFd) -> Result<LinkFd> {
 }
 
 /// Runs the iterator once and returns everything it printed.
+///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// let obj = nk_bpf::Object::load("iter.bpf.o".as_ref())?;
+/// let out = nk_bpf::iter::read_all(&nk_bpf::iter::link(&obj.prog("dump_tcp")?)?)?;
+/// # let _ = out;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// `BPF_ITER_CREATE` or the read fails.

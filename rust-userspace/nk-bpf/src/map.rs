@@ -91,6 +91,16 @@ impl MapFd {
     /// `(key, value)` byte pairs in the map's order (index order for
     /// arrays).
     ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let map = nk_bpf::Object::load("prog.bpf.o".as_ref())?.map("counters")?;
+    /// for (k, v) in map.lookup_batch(4, 8, 1024)? {
+    ///     println!("{k:?} -> {v:?}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Invalid`] when `key_size` and `value_size` are not the
     /// map's (per-CPU maps: the value of every possible CPU); the kernel's
@@ -157,6 +167,15 @@ impl MapFd {
 
     /// Reads the value at `key` into `value`.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let map = nk_bpf::Object::load("prog.bpf.o".as_ref())?.map("counters")?;
+    /// let mut v = [0u8; 8];
+    /// map.lookup(&0u32.to_ne_bytes(), &mut v)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Invalid`] when the buffers are not the map's key and value
     /// sizes (per-CPU maps: the value of every possible CPU), checked
@@ -181,6 +200,14 @@ impl MapFd {
     }
 
     /// Writes `value` at `key` (`BPF_ANY`).
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let map = nk_bpf::Object::load("prog.bpf.o".as_ref())?.map("counters")?;
+    /// map.update(&0u32.to_ne_bytes(), &0u64.to_ne_bytes())?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Invalid`] when the buffers are not the map's key and value
@@ -207,6 +234,15 @@ impl MapFd {
 
     /// `u32 -> u32` lookup, for array maps of counters.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let map = nk_bpf::Object::load("prog.bpf.o".as_ref())?.map("cfg")?;
+    /// let packets = map.get_u32(1)?;
+    /// # let _ = packets;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// As [`MapFd::lookup`].
     pub fn get_u32(&self, key: u32) -> Result<u32> {
@@ -217,6 +253,15 @@ impl MapFd {
 
     /// `u32 -> u64` lookup, for array maps of 64-bit counters.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let map = nk_bpf::Object::load("prog.bpf.o".as_ref())?.map("counters")?;
+    /// let bytes = map.get_u64(0)?;
+    /// # let _ = bytes;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// As [`MapFd::lookup`].
     pub fn get_u64(&self, key: u32) -> Result<u64> {
@@ -226,6 +271,14 @@ impl MapFd {
     }
 
     /// `u32 -> u32` update.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_bpf::Result<()> {
+    /// let map = nk_bpf::Object::load("prog.bpf.o".as_ref())?.map("cfg")?;
+    /// map.set_u32(0, 1)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// As [`MapFd::update`].

@@ -170,6 +170,18 @@ pub fn link_create_attr(
 /// Attaches `prog` at `at` as a link, positioned by `anchor`; with
 /// `expected_revision`, only if the list is still at that revision.
 ///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// use nk_bpf::{mprog, Anchor, AttachPoint, Direction, Object};
+/// let obj = Object::load("prog.bpf.o".as_ref())?;
+/// let at = AttachPoint::Tcx { ifindex: 3, dir: Direction::Ingress };
+/// // First in the list, only if nobody changed it since revision 7.
+/// let link = mprog::link_create(&obj.prog("from_netdev")?, at, Anchor::First, Some(7))?;
+/// nk_bpf::pin::pin(&link, "/sys/fs/bpf/eth0-ingress".as_ref())?;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// ESTALE for a stale revision, ERANGE for an anchor not in the list, and
 /// the kernel's other errnos, each naming the attach point.
@@ -204,6 +216,16 @@ pub fn prog_attach_attr(
 /// Attaches `prog` without a link (`BPF_PROG_ATTACH`). With `replace`, it
 /// takes that program's place (`BPF_F_REPLACE`).
 ///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// use nk_bpf::{mprog, Anchor, AttachPoint, NetkitSide, ProgFd};
+/// let prog = ProgFd::from_id(42)?;
+/// let at = AttachPoint::Netkit { ifindex: 5, side: NetkitSide::Peer };
+/// mprog::prog_attach(&prog, at, Anchor::Last, None, None)?;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// As [`link_create`].
 pub fn prog_attach(
@@ -237,6 +259,16 @@ pub fn prog_attach(
 }
 
 /// Detaches a program attached with [`prog_attach`].
+///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// use nk_bpf::{mprog, AttachPoint, Direction, ProgFd};
+/// let at = AttachPoint::Tcx { ifindex: 3, dir: Direction::Egress };
+/// let q = mprog::query(at)?;
+/// mprog::prog_detach(&ProgFd::from_id(q.prog_ids[0])?, at, Some(q.revision))?;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// ENOENT when it is not attached there, ESTALE for a stale revision.
@@ -291,6 +323,15 @@ fn query_once(at: AttachPoint, progs: &mut [u32], links: &mut [u32]) -> Result<(
 }
 
 /// Lists the programs at `at`, in order, with the revision.
+///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// use nk_bpf::{mprog, AttachPoint, Direction};
+/// let q = mprog::query(AttachPoint::Tcx { ifindex: 1, dir: Direction::Ingress })?;
+/// println!("revision {}: programs {:?}", q.revision, q.prog_ids);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// The kernel's errno (ENODEV for a missing device, EINVAL for netkit on

@@ -23,6 +23,12 @@ fn cpath(path: &Path) -> Result<CString> {
 /// Checks that `path`'s directory is on a bpf filesystem, so that a
 /// missing bpffs is reported as such and not as a bare EPERM.
 ///
+/// ```
+/// // The directory of the path is looked at: /sys/fs/bpf is bpffs where it
+/// // is mounted, /tmp is not.
+/// assert!(nk_bpf::pin::check_bpffs("/tmp/x".as_ref()).is_err());
+/// ```
+///
 /// # Errors
 /// [`Error::Invalid`] naming the directory.
 pub fn check_bpffs(path: &Path) -> Result<()> {
@@ -51,6 +57,14 @@ pub fn check_bpffs(path: &Path) -> Result<()> {
 
 /// Pins `fd` (a program, map or link) at `path`.
 ///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// let obj = nk_bpf::Object::load("prog.bpf.o".as_ref())?;
+/// nk_bpf::pin::pin(obj.map("counters")?, "/sys/fs/bpf/counters".as_ref())?;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// Not on bpffs, the path exists, or the kernel's errno.
 pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
@@ -68,6 +82,14 @@ pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
 
 /// Opens the object pinned at `path`.
 ///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// let map = nk_bpf::MapFd::from_owned(nk_bpf::pin::get("/sys/fs/bpf/counters".as_ref())?);
+/// println!("{}", map.get_u64(0)?);
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// Nothing pinned there, or the kernel's errno.
 pub fn get(path: &Path) -> Result<OwnedFd> {
@@ -83,6 +105,13 @@ pub fn get(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Removes a pin (the object goes when its last reference does).
+///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// nk_bpf::pin::unpin("/sys/fs/bpf/counters".as_ref())?;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// The path does not exist or is not removable.

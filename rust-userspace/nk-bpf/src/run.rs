@@ -24,6 +24,17 @@ pub struct RunOutput {
 /// Runs `prog` once with `ctx` as its context (syscall programs) and
 /// optional packet `data`.
 ///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// let obj = nk_bpf::Object::load("prog.bpf.o".as_ref())?;
+/// // A syscall program with an 8-byte argument struct.
+/// let mut args = [0u8; 8];
+/// let out = nk_bpf::run::run(&obj.prog("walk")?, &mut args, &[])?;
+/// println!("returned {}", out.retval);
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// The kernel's errno.
 pub fn run(prog: &ProgFd, ctx: &mut [u8], data: &[u8]) -> Result<RunOutput> {

@@ -33,6 +33,15 @@ pub fn attach_attr(prog: &ProgFd, t: Trace) -> uapi::bpf_attr {
 
 /// Attaches a loaded fentry/fexit program; it runs until the link closes.
 ///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// use nk_bpf::tracing::{attach, Trace};
+/// let obj = nk_bpf::Object::load("nk_realloc.bpf.o".as_ref())?;
+/// let _link = attach(&obj.prog("nk_count_expand")?, Trace::Fentry)?;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// The kernel's errno (EINVAL if `t` is not the program's attach type).
 pub fn attach(prog: &ProgFd, t: Trace) -> Result<LinkFd> {

@@ -36,6 +36,12 @@ pub(crate) fn check_prefix(a: &IpAddr, prefix: u8) -> Result<()> {
 
 /// Parses `ADDR/PREFIX`.
 ///
+/// ```
+/// let (ip, prefix) = nk_netlink::addr::parse_cidr("10.0.0.1/24").unwrap();
+/// assert_eq!((ip.to_string(), prefix), ("10.0.0.1".into(), 24));
+/// assert!(nk_netlink::addr::parse_cidr("10.0.0.1/33").is_err());
+/// ```
+///
 /// # Errors
 /// [`Error::Invalid`] naming what is wrong.
 pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8)> {
@@ -57,6 +63,15 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8)> {
 
 impl RtSocket {
     /// Adds `addr/prefix` to device `index`.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let mut rt = nk_netlink::RtSocket::open()?;
+    /// let i = rt.link_get("lxc0")?.index;
+    /// rt.addr_add(i, "10.0.0.1".parse().unwrap(), 24)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The kernel's errno and extack.
@@ -80,6 +95,15 @@ impl RtSocket {
 
     /// Removes `addr/prefix` from device `index`.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let mut rt = nk_netlink::RtSocket::open()?;
+    /// let i = rt.link_get("lxc0")?.index;
+    /// rt.addr_del(i, "10.0.0.1".parse().unwrap(), 24)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// The kernel's errno and extack (EADDRNOTAVAIL: not there).
     pub fn addr_del(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
@@ -101,6 +125,15 @@ impl RtSocket {
     }
 
     /// Every address of this netns, or of device `index`.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// for a in nk_netlink::RtSocket::open()?.addr_dump(None)? {
+    ///     println!("{} {}/{}", a.index, a.addr, a.prefix);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The kernel's errno; a malformed answer.

@@ -162,6 +162,17 @@ impl DiagSocket {
     /// Dumps the `proto` sockets of `family` in `states` (a bit per TCP
     /// state number).
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// use nk_netlink::diag::{DiagSocket, Proto, TCP_FULL_STATES};
+    /// let mut d = DiagSocket::open()?;
+    /// for s in d.dump(libc::AF_INET as u8, Proto::Tcp, TCP_FULL_STATES)? {
+    ///     println!("{} -> {}", s.src, s.dst);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// The kernel's errno (ENOENT: no diag handler for the protocol).
     pub fn dump(&mut self, family: u8, proto: Proto, states: u32) -> Result<Vec<DiagSock>> {
@@ -178,6 +189,20 @@ impl DiagSocket {
     }
 
     /// Destroys one socket from a dump.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// use nk_netlink::diag::{DiagSocket, Proto, TCP_FULL_STATES};
+    /// let mut d = DiagSocket::open()?;
+    /// let backend: std::net::SocketAddr = "10.0.0.2:8080".parse().unwrap();
+    /// for s in d.dump(libc::AF_INET as u8, Proto::Tcp, TCP_FULL_STATES)? {
+    ///     if s.dst == backend {
+    ///         d.destroy(&s)?;
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The kernel's errno: ENOENT when it is gone, EOPNOTSUPP without

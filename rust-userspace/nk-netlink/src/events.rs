@@ -94,6 +94,17 @@ impl LinkEvents {
 
     /// The next event, waiting for it.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// use nk_netlink::{LinkEvent, LinkEvents};
+    /// let mut ev = LinkEvents::subscribe()?;
+    /// if let LinkEvent::Lost = ev.next_event()? {
+    ///     // Dump the links again: the kernel dropped notifications.
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// `recv` fails, or a notification is malformed.
     pub fn next_event(&mut self) -> Result<LinkEvent> {
@@ -106,6 +117,15 @@ impl LinkEvents {
     }
 
     /// The next event, or `None` when none came within `timeout`.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let mut ev = nk_netlink::LinkEvents::subscribe()?;
+    /// let e = ev.next_timeout(std::time::Duration::from_millis(100))?;
+    /// # let _ = e;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// As [`LinkEvents::next_event`].

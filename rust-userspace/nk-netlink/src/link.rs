@@ -408,6 +408,15 @@ impl<'a> NetkitSpec<'a> {
     }
 
     /// The `RTM_NEWLINK` request.
+    ///
+    /// ```
+    /// use nk_netlink::{NetkitMode, NetkitSpec};
+    /// let spec = NetkitSpec::new("nk0", "nk1", NetkitMode::L2);
+    /// spec.validate().unwrap();
+    /// // The RTM_NEWLINK request, as the kernel will see it (sequence 1).
+    /// let bytes = spec.message().finish(1);
+    /// assert_eq!(u16::from_ne_bytes([bytes[4], bytes[5]]), 16); // RTM_NEWLINK
+    /// ```
     pub fn message(&self) -> MsgBuilder {
         let mut m = MsgBuilder::new(
             uapi::RTM_NEWLINK as u16,
@@ -765,6 +774,18 @@ impl LinkChange<'_> {
 impl RtSocket {
     /// Creates a netkit pair.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// use std::os::fd::AsFd;
+    /// use nk_netlink::{NetkitMode, NetkitSpec, NetnsFd, NetnsRef, RtSocket};
+    /// let pod = NetnsFd::create_named("pod0")?;
+    /// let mut spec = NetkitSpec::new("lxc0", "eth0", NetkitMode::L3);
+    /// spec.peer.netns = Some(NetnsRef::Fd(pod.as_fd()));
+    /// RtSocket::open()?.netkit_add(&spec)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Invalid`] before sending; the kernel's errno and extack after.
     pub fn netkit_add(&mut self, spec: &NetkitSpec<'_>) -> Result<()> {
@@ -777,6 +798,13 @@ impl RtSocket {
     }
 
     /// Creates a veth pair, the peer optionally in another netns.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// nk_netlink::RtSocket::open()?.veth_add("veth0", "veth1", None)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// As [`RtSocket::netkit_add`].
@@ -810,6 +838,14 @@ impl RtSocket {
 
     /// Looks a device up by name.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let l = nk_netlink::RtSocket::open()?.link_get("lo")?;
+    /// assert!(l.is_up());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// ENODEV when there is none, with the kernel's message.
     pub fn link_get(&mut self, name: &str) -> Result<LinkInfo> {
@@ -830,6 +866,14 @@ impl RtSocket {
     }
 
     /// Looks a device up by ifindex.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let lo = nk_netlink::RtSocket::open()?.link_get_index(1)?;
+    /// assert_eq!(lo.name, "lo");
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// ENODEV when there is none.
@@ -853,6 +897,18 @@ impl RtSocket {
 
     /// Every device in this socket's netns.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let names: Vec<String> = nk_netlink::RtSocket::open()?
+    ///     .link_dump()?
+    ///     .into_iter()
+    ///     .map(|l| l.name)
+    ///     .collect();
+    /// # let _ = names;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// The kernel's errno.
     pub fn link_dump(&mut self) -> Result<Vec<LinkInfo>> {
@@ -869,6 +925,22 @@ impl RtSocket {
 
     /// Applies `change` to device `index`.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// use nk_netlink::{LinkChange, RtSocket};
+    /// let mut rt = RtSocket::open()?;
+    /// let i = rt.link_get("lxc0")?.index;
+    /// // BIG TCP: GSO and GRO limits together.
+    /// rt.link_set(i, &LinkChange {
+    ///     gso_max_size: Some(196_608),
+    ///     gro_max_size: Some(196_608),
+    ///     up: Some(true),
+    ///     ..Default::default()
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Invalid`] before sending; the kernel's errno and extack after.
     pub fn link_set(&mut self, index: u32, change: &LinkChange<'_>) -> Result<()> {
@@ -881,6 +953,15 @@ impl RtSocket {
     }
 
     /// Deletes device `index` (and, for pairs, its peer).
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let mut rt = nk_netlink::RtSocket::open()?;
+    /// let i = rt.link_get("lxc0")?.index;
+    /// rt.link_del(i)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The kernel's errno and extack.

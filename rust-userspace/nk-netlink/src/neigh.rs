@@ -14,6 +14,16 @@ use crate::RtSocket;
 impl RtSocket {
     /// Adds a permanent neighbour entry `ip -> mac` on device `index`.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// use nk_netlink::{Mac, RtSocket};
+    /// let mut rt = RtSocket::open()?;
+    /// let i = rt.link_get("lxc0")?.index;
+    /// rt.neigh_add(i, "10.0.1.5".parse().unwrap(), Mac([2, 0, 0, 0, 0, 5]))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// The kernel's errno and extack.
     pub fn neigh_add(&mut self, index: u32, ip: IpAddr, mac: Mac) -> Result<()> {
@@ -39,6 +49,15 @@ impl RtSocket {
 
     /// Deletes the neighbour entry for `ip` on device `index`.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let mut rt = nk_netlink::RtSocket::open()?;
+    /// let i = rt.link_get("lxc0")?.index;
+    /// rt.neigh_del(i, "10.0.1.5".parse().unwrap())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// The kernel's errno and extack (ENOENT: no such entry).
     pub fn neigh_del(&mut self, index: u32, ip: IpAddr) -> Result<()> {
@@ -57,6 +76,15 @@ impl RtSocket {
     }
 
     /// Every neighbour entry of this netns, or of device `index`.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// for n in nk_netlink::RtSocket::open()?.neigh_dump(None)? {
+    ///     println!("{} {:?} state {:#x}", n.ip, n.mac, n.state);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The kernel's errno; a malformed answer.

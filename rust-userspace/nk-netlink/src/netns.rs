@@ -51,6 +51,15 @@ impl NetnsFd {
 
     /// Opens a named netns (`ip netns` style).
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let pod = nk_netlink::NetnsFd::named("pod0")?;
+    /// let links = pod.run(|| nk_netlink::RtSocket::open()?.link_dump())??;
+    /// # let _ = links;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// No such netns.
     pub fn named(name: &str) -> Result<Self> {
@@ -76,6 +85,15 @@ impl NetnsFd {
 
     /// Creates a netns and binds it at `/run/netns/NAME`, as `ip netns add`
     /// does, so that iproute2 and other tools see it.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let pod = nk_netlink::NetnsFd::create_named("pod0")?;
+    /// # drop(pod);
+    /// nk_netlink::NetnsFd::delete_named("pod0")?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The name is bad, exists already, or the bind mount fails.
@@ -146,6 +164,16 @@ impl NetnsFd {
     }
 
     /// Runs `f` inside this netns on the calling thread, then returns.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let pod = nk_netlink::NetnsFd::named("pod0")?;
+    /// // The closure runs on a thread that entered pod0; the caller's is untouched.
+    /// let lo = pod.run(|| nk_netlink::RtSocket::open()?.link_get("lo"))??;
+    /// # let _ = lo;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// Entering fails; `f`'s own result is passed through.

@@ -14,6 +14,16 @@ impl RtSocket {
     /// Adds a route to `dst/prefix` out of device `oif`, optionally via a
     /// gateway (`onlink`, as Cilium's endpoint routes are).
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let mut rt = nk_netlink::RtSocket::open()?;
+    /// let i = rt.link_get("lxc0")?.index;
+    /// // The Pod's /32, out of its host-side device.
+    /// rt.route_add("10.0.1.5".parse().unwrap(), 32, i, None)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// The kernel's errno and extack.
     pub fn route_add(
@@ -58,6 +68,15 @@ impl RtSocket {
     /// Deletes the main table's route to `dst/prefix` out of `oif`, as `ip
     /// route del` does (any scope, type and protocol).
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let mut rt = nk_netlink::RtSocket::open()?;
+    /// let i = rt.link_get("lxc0")?.index;
+    /// rt.route_del("10.0.1.5".parse().unwrap(), 32, i)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// The kernel's errno and extack (ESRCH: no such route).
     pub fn route_del(&mut self, dst: IpAddr, prefix: u8, oif: u32) -> Result<()> {
@@ -80,6 +99,18 @@ impl RtSocket {
     }
 
     /// Every route of `family` (`AF_INET`, `AF_INET6`) in every table.
+    ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let main: Vec<_> = nk_netlink::RtSocket::open()?
+    ///     .route_dump(libc::AF_INET as u8)?
+    ///     .into_iter()
+    ///     .filter(|r| r.table == 254)
+    ///     .collect();
+    /// # let _ = main;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The kernel's errno; a malformed answer.

@@ -37,6 +37,16 @@ impl RtSocket {
     /// Opens a socket in the caller's current netns, with
     /// `NETLINK_EXT_ACK` and `NETLINK_GET_STRICT_CHK` on.
     ///
+    /// ```no_run
+    /// # fn main() -> nk_netlink::Result<()> {
+    /// let mut rt = nk_netlink::RtSocket::open()?;
+    /// for l in rt.link_dump()? {
+    ///     println!("{}: {}", l.index, l.name);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// `socket`, `setsockopt` or `bind` failures.
     pub fn open() -> Result<Self> {
