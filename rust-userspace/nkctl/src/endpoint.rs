@@ -245,7 +245,7 @@ fn add_steps(
             },
         };
         let dir = PathBuf::from(PIN_ROOT).join(&a.name);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         rb.pin_dir = Some(dir.clone());
         let link = mprog::link_create(&prog, at, Anchor::Last, None)?;
         let p = dir.join("from-pod");
@@ -287,14 +287,16 @@ pub fn del(d: &EndpointDel) -> Result<(), Error> {
     check_ifname(&d.name)?;
     let dir = PathBuf::from(PIN_ROOT).join(&d.name);
     if dir.exists() {
-        for e in std::fs::read_dir(&dir)?.flatten() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        for e in entries.flatten() {
             // Detach explicitly: the link may be held elsewhere too.
             if let Ok(fd) = pin::get(&e.path()) {
                 let _ = nk_bpf::LinkFd::from_owned(fd).detach();
             }
             pin::unpin(&e.path())?;
         }
-        std::fs::remove_dir(&dir)?;
+        std::fs::remove_dir(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
         prune_pin_root();
     }
     let mut host = RtSocket::open()?;
