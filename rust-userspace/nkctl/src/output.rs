@@ -642,6 +642,61 @@ mod tests {
             ep,
             serde_json::json!({"deleted": {"endpoint": "lxc0", "netns": "pod0"}})
         );
+        // The same outputs, fixed as snapshots with the rest of the schema.
+        let changed = json(&LinkDone::Changed(&l)).unwrap();
+        insta::assert_snapshot!(
+            "what_commands_did_json",
+            [json(&d).unwrap(), del.to_string(), changed, ep.to_string()].join("")
+        );
+    }
+
+    #[test]
+    fn query_of_every_hook_json_snapshot() {
+        let q = QueryResult {
+            revision: 3,
+            prog_ids: vec![21],
+            link_ids: vec![7],
+        };
+        let names = vec!["nk_order_1".to_string()];
+        let empty = QueryResult {
+            revision: 1,
+            ..Default::default()
+        };
+        let hooks = [
+            (
+                AttachPoint::Tcx {
+                    ifindex: 4,
+                    dir: Direction::Ingress,
+                },
+                &empty,
+            ),
+            (
+                AttachPoint::Tcx {
+                    ifindex: 4,
+                    dir: Direction::Egress,
+                },
+                &empty,
+            ),
+            (
+                AttachPoint::Netkit {
+                    ifindex: 4,
+                    side: nk_bpf::NetkitSide::Primary,
+                },
+                &q,
+            ),
+            (
+                AttachPoint::Netkit {
+                    ifindex: 4,
+                    side: nk_bpf::NetkitSide::Peer,
+                },
+                &empty,
+            ),
+        ];
+        let all: Vec<QueryJson<'_>> = hooks
+            .iter()
+            .map(|(at, q)| QueryJson::new("nk0", *at, q, &names))
+            .collect();
+        insta::assert_snapshot!(json(&all).unwrap());
     }
 
     #[test]
