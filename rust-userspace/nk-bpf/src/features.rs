@@ -154,27 +154,38 @@ impl Names {
             ));
         }
         let hdr_len = u32_at(b, 4)? as usize;
+        if hdr_len < 24 {
+            return Err(format!(
+                "header length {hdr_len}, shorter than a BTF header"
+            ));
+        }
         let (type_off, type_len) = (u32_at(b, 8)? as usize, u32_at(b, 12)? as usize);
         let (str_off, str_len) = (u32_at(b, 16)? as usize, u32_at(b, 20)? as usize);
-        let types = hdr_len + type_off;
-        let strs = hdr_len + str_off;
-        if types + type_len > b.len() || strs + str_len > b.len() {
-            return Err("a section runs past the end".into());
-        }
+        let section = |off: usize, len: usize| {
+            hdr_len
+                .checked_add(off)
+                .and_then(|start| Some((start, start.checked_add(len)?)))
+                .filter(|(_, end)| *end <= b.len())
+                .ok_or_else(|| String::from("a section runs past the end"))
+        };
+        let (types, end) = section(type_off, type_len)?;
+        let (strs, strs_end) = section(str_off, str_len)?;
+        let table = &b[strs..strs_end];
         let name = |off: u32| -> std::result::Result<&str, String> {
-            let start = strs + off as usize;
-            let end = b[start..strs + str_len]
+            let rest = table
+                .get(off as usize..)
+                .ok_or_else(|| format!("name offset {off} is past the string table"))?;
+            let n = rest
                 .iter()
                 .position(|&c| c == 0)
                 .ok_or_else(|| format!("string at {off} is not terminated"))?;
-            std::str::from_utf8(&b[start..start + end]).map_err(|e| format!("string at {off}: {e}"))
+            std::str::from_utf8(&rest[..n]).map_err(|e| format!("string at {off}: {e}"))
         };
         let mut n = Names {
             funcs: HashSet::new(),
             enumerators: HashSet::new(),
         };
         let mut p = types;
-        let end = types + type_len;
         while p < end {
             let name_off = u32_at(b, p)?;
             let info = u32_at(b, p + 4)?;
@@ -327,6 +338,18 @@ mod tests {
         let mut bad = b.clone();
         bad[0] = 0;
         assert!(Features::from_btf(&bad).unwrap_err().contains("magic"));
+        // A name offset past the string table (the first FUNC's).
+        let mut far = btf(&["BPF_TCX_INGRESS"], &["f"]);
+        let types_end = 24 + u32_at(&far, 12).unwrap() as usize;
+        far[types_end - 12..types_end - 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Features::from_btf(&far)
+            .unwrap_err()
+            .contains("past the string table"));
+        let mut short_hdr = b.clone();
+        short_hdr[4] = 8;
+        assert!(Features::from_btf(&short_hdr)
+            .unwrap_err()
+            .contains("header length 8"));
         // An unknown kind in the first type (its info word at 24 + 4).
         let mut k = b.clone();
         k[24 + 7] = 30;

@@ -68,6 +68,13 @@ unsafe extern "C" fn print(
     fmt: *const c_char,
     ap: *mut libbpf_sys::__va_list_tag,
 ) -> c_int {
+    let capturing = CAPTURE
+        .try_with(|c| c.try_borrow().map(|c| c.is_some()).unwrap_or(false))
+        .unwrap_or(false);
+    // libbpf's default printer drops DEBUG; so do the capture and stderr.
+    if level > libbpf_sys::LIBBPF_INFO {
+        return 0;
+    }
     let mut p: *mut c_char = std::ptr::null_mut();
     // SAFETY: fmt and ap are libbpf's format and argument list for this
     // one call; vasprintf allocates the result, freed below.
@@ -79,11 +86,14 @@ unsafe extern "C" fn print(
     let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
     // SAFETY: p came from vasprintf's malloc and is freed once.
     unsafe { libc::free(p.cast()) };
-    let captured = CAPTURE.with(|c| match c.try_borrow_mut() {
-        Ok(mut c) => c.as_mut().map(|buf| buf.push_str(&s)).is_some(),
-        Err(_) => false,
-    });
-    if !captured && level <= libbpf_sys::LIBBPF_INFO {
+    let captured = capturing
+        && CAPTURE
+            .try_with(|c| match c.try_borrow_mut() {
+                Ok(mut c) => c.as_mut().map(|buf| buf.push_str(&s)).is_some(),
+                Err(_) => false,
+            })
+            .unwrap_or(false);
+    if !captured {
         let _ = std::io::Write::write_all(&mut std::io::stderr(), s.as_bytes());
     }
     n
@@ -306,9 +316,13 @@ fn find_global(
             if var.is_null() {
                 continue;
             }
-            // SAFETY: var is a btf_type; its name is a C string in btf.
-            let vname =
-                unsafe { CStr::from_ptr(libbpf_sys::btf__name_by_offset(btf, (*var).name_off)) };
+            // SAFETY: var is a btf_type of btf.
+            let np = unsafe { libbpf_sys::btf__name_by_offset(btf, (*var).name_off) };
+            if np.is_null() {
+                continue;
+            }
+            // SAFETY: a non-null name is a C string in btf's string table.
+            let vname = unsafe { CStr::from_ptr(np) };
             if vname.to_bytes() == name.as_bytes() {
                 return Some((m, vi.offset as usize, vi.size as usize));
             }
@@ -341,7 +355,7 @@ impl OpenObject {
         // SAFETY: m is an internal map of our opened object; libbpf returns
         // its initial value buffer and writes its size to len.
         let data = unsafe { libbpf_sys::bpf_map__initial_value(m, &mut len) };
-        if data.is_null() || (off + size) as u64 > len {
+        if data.is_null() || off.checked_add(size).is_none_or(|end| end as u64 > len) {
             return Err(Error::Invalid {
                 what: "global variable",
                 why: format!("{name}: its section's data has {len} bytes"),
@@ -430,8 +444,8 @@ impl OpenObject {
     /// [`Error::Load`], whose `log` holds what libbpf printed, with the
     /// verifier's log of the program that failed.
     pub fn load(self) -> Result<Object> {
-        let this = std::mem::ManuallyDrop::new(self);
-        let (obj, path) = (this.obj, this.path.clone());
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let (obj, path) = (this.obj, std::mem::take(&mut this.path));
         // Owned from here: closed on error as on success.
         let o = Object { obj, path };
         // SAFETY: o.obj is a valid opened object, loaded once.

@@ -8,7 +8,7 @@ use nk_sys::uapi;
 
 use crate::attr;
 use crate::error::{Error, Result};
-use crate::fd::owned;
+use crate::fd::{owned, LinkFd};
 use crate::sys;
 
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
@@ -102,6 +102,36 @@ pub fn get(path: &Path) -> Result<OwnedFd> {
         })
     }?;
     Ok(owned(fd))
+}
+
+/// Opens the link pinned at `path`, refusing a pinned program or map
+/// (`BPF_OBJ_GET_INFO_BY_FD` would read its info as a link's).
+///
+/// ```no_run
+/// # fn main() -> nk_bpf::Result<()> {
+/// let link = nk_bpf::pin::get_link("/sys/fs/bpf/eth0-ingress".as_ref())?;
+/// println!("{:?}", link.info()?);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// Nothing pinned there, or not a link.
+pub fn get_link(path: &Path) -> Result<LinkFd> {
+    let fd = get(path)?;
+    // Each bpf object's fd is an anon inode named after its kind.
+    let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let kind = std::fs::read_link(&proc).map_err(|source| Error::Io {
+        what: format!("reading {proc} for {}", path.display()),
+        source,
+    })?;
+    if kind.as_os_str() != "anon_inode:bpf-link" {
+        return Err(Error::Invalid {
+            what: "pinned link",
+            why: format!("{} is a {}, not a BPF link", path.display(), kind.display()),
+        });
+    }
+    Ok(LinkFd::from_owned(fd))
 }
 
 /// Removes a pin (the object goes when its last reference does).

@@ -138,14 +138,20 @@ impl LinkEvents {
     }
 
     fn set_timeout(&self, t: Option<Duration>) -> Result<()> {
-        let t = t.unwrap_or_default();
-        let tv = libc::timeval {
-            tv_sec: t.as_secs() as libc::time_t,
-            // At least 1 us: zero would mean "wait for ever".
-            tv_usec: if t.is_zero() {
-                0
-            } else {
-                t.subsec_micros().max(u32::from(t.as_secs() == 0)) as libc::suseconds_t
+        // {0, 0} blocks for ever: that is None. A zero or sub-microsecond
+        // timeout becomes 1 us, a huge one the largest timeval.
+        let tv = match t {
+            None => libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            Some(t) => libc::timeval {
+                tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_usec: if t.as_secs() == 0 {
+                    t.subsec_micros().max(1)
+                } else {
+                    t.subsec_micros()
+                } as libc::suseconds_t,
             },
         };
         // SAFETY: timeval is plain data; its bytes are what SO_RCVTIMEO
@@ -178,7 +184,11 @@ impl LinkEvents {
         }) {
             Ok(n) => n as usize,
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(Some(LinkEvent::Lost)),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(None),
+            // A timeout; or a signal, which interrupts a recv() with a
+            // timeout even under SA_RESTART: the caller asks again.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => {
+                return Ok(None)
+            }
             Err(e) => return Err(sys("recv")(e)),
         };
         if n > self.buf.len() {

@@ -27,23 +27,56 @@ const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | (1 << 14));
 /// compile time.
 pub unsafe trait Pod: Copy + Default {}
 
+/// Types a [`Pod`] struct's fields may have: integers, arrays of them and
+/// structs that are [`Pod`] themselves (through [`pod!`](crate::pod)).
+/// Never `bool`, references, pointers or enums, whose byte patterns are
+/// not all valid.
+///
+/// # Safety
+/// Every byte pattern of the type is a valid value, and it has no padding.
+pub unsafe trait PodField {}
+macro_rules! pod_field {
+    ($($t:ty),*) => { $(
+        // SAFETY: an integer: any bits are a value, no padding.
+        unsafe impl PodField for $t {}
+    )* };
+}
+pod_field!(u8, u16, u32, u64, i8, i16, i32, i64);
+// SAFETY: an array of PodField elements has no gaps between them.
+unsafe impl<F: PodField, const N: usize> PodField for [F; N] {}
+
 /// The size of a field's type, from a projection (for [`pod!`](crate::pod)).
 #[doc(hidden)]
-pub const fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+pub const fn field_size<T, F: PodField>(_: fn(&T) -> &F) -> usize {
     std::mem::size_of::<F>()
 }
 
-/// Implements [`Pod`] for a `repr(C)` struct of integers (and arrays of
-/// them) after checking at compile time that the fields listed, which must
-/// be all of them, fill the struct: a struct with padding does not build,
-/// and gets an explicit padding field instead (bindgen's
-/// `explicit_padding`).
+/// Implements [`Pod`] for a `repr(C)` struct after checking at compile
+/// time that the fields listed are exactly its fields (a struct pattern:
+/// one missing is E0027, one repeated E0025), that each is a
+/// [`PodField`], and that their sizes add up to the struct's: a struct
+/// with padding does not build, and gets an explicit padding field instead
+/// (bindgen's `explicit_padding`).
 ///
 /// ```compile_fail,E0080
 /// #[repr(C)]
 /// #[derive(Clone, Copy, Default)]
 /// struct Padded { a: u8, b: u32 }
 /// nk_netlink::pod!(Padded { a, b });
+/// ```
+///
+/// ```compile_fail,E0025
+/// #[repr(C)]
+/// #[derive(Clone, Copy, Default)]
+/// struct Two { a: u32, b: u8 }
+/// nk_netlink::pod!(Two { a, a });
+/// ```
+///
+/// ```compile_fail,E0277
+/// #[repr(C)]
+/// #[derive(Clone, Copy, Default)]
+/// struct Flag { on: bool }
+/// nk_netlink::pod!(Flag { on });
 /// ```
 ///
 /// ```
@@ -54,15 +87,25 @@ pub const fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
 /// ```
 #[macro_export]
 macro_rules! pod {
-    ($t:ty { $($f:ident),+ $(,)? }) => {
-        const _: () = assert!(
-            ::std::mem::size_of::<$t>() == 0 $(+ $crate::wire::field_size(|v: &$t| &v.$f))+,
-            concat!(stringify!($t), ": padding, or a field missing from pod!")
-        );
-        // SAFETY: repr(C), integer fields only, and the assertion above
-        // proves that they cover every byte: no padding, and any byte
-        // pattern is a valid value.
+    ($t:path { $($f:ident),+ $(,)? }) => {
+        const _: () = {
+            // Exactly these fields, each once.
+            #[allow(dead_code)]
+            fn fields_are_exactly(v: &$t) {
+                let $t { $($f: _),+ } = v;
+            }
+            assert!(
+                ::std::mem::size_of::<$t>() == 0 $(+ $crate::wire::field_size(|v: &$t| &v.$f))+,
+                concat!(stringify!($t), ": padding between or after its fields")
+            );
+        };
+        // SAFETY: repr(C), its fields are exactly the ones listed, each a
+        // PodField (any bits valid, no padding inside), and the assertion
+        // above proves that they cover every byte: no padding, and any
+        // byte pattern is a valid value.
         unsafe impl $crate::wire::Pod for $t {}
+        // SAFETY: as above; usable as a field of another Pod struct.
+        unsafe impl $crate::wire::PodField for $t {}
     };
 }
 

@@ -300,8 +300,16 @@ fn make_pin_dir(p: &std::path::Path) -> Result<(), Error> {
     if parent.as_os_str().is_empty() || parent.exists() {
         return Ok(());
     }
+    // A relative path's ancestors end at "", the current directory.
     let existing = parent
         .ancestors()
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                a
+            }
+        })
         .find(|a| a.exists())
         .unwrap_or(std::path::Path::new("/"));
     // check_bpffs looks at the directory of its argument.
@@ -608,37 +616,65 @@ fn prog(c: ProgCmd, json: bool) -> Result<String, Error> {
             })
         }
         ProgCmd::Detach(d) => {
-            let idx = ifindex(&mut RtSocket::open()?, &d.target.dev)?;
-            let at = d.target.hook.at(idx);
-            match (&d.pin, d.prog_id) {
+            let at = match (&d.pin, d.prog_id) {
                 (Some(p), _) => {
                     if d.expected_revision.is_some() {
                         return Err("--expected-revision applies to --prog-id; a pinned link detaches by itself".into());
                     }
-                    let link = LinkFd::from_owned(pin::get(p)?);
-                    // The pin must be the hook the command names: a wrong
-                    // --dev or --hook is refused before anything changes.
-                    // A defunct link (its device gone) has no attach point
-                    // and is only unpinned.
-                    match link.info()?.attach {
-                        Some(a) if a != at => {
-                            return Err(format!(
-                            "{}: the link is attached at {a}, not at {at} ({}); nothing detached",
-                            p.display(),
-                            d.target.dev,
-                        )
-                            .into())
+                    // A link, of the hook's kind, attached where the
+                    // command says: refused before anything changes. A
+                    // defunct link (its device gone) has no attach point
+                    // and is only unpinned; its device need not exist.
+                    let link = pin::get_link(p)?;
+                    let info = link.info()?;
+                    let (want, kind) = match d.target.hook {
+                        Hook::TcxIngress | Hook::TcxEgress => {
+                            (nk_sys::uapi::BPF_LINK_TYPE_TCX, "tcx")
                         }
-                        _ => {}
+                        Hook::NetkitPrimary | Hook::NetkitPeer => {
+                            (nk_sys::uapi::BPF_LINK_TYPE_NETKIT, "netkit")
+                        }
+                    };
+                    if info.link_type != want {
+                        return Err(format!(
+                            "{}: a link of type {}, not a {kind} link; nothing detached",
+                            p.display(),
+                            info.link_type
+                        )
+                        .into());
                     }
+                    let at = match info.attach {
+                        Some(a) => {
+                            let at = d
+                                .target
+                                .hook
+                                .at(ifindex(&mut RtSocket::open()?, &d.target.dev)?);
+                            if a != at {
+                                return Err(format!(
+                                    "{}: the link is attached at {a}, not at {at} ({}); nothing detached",
+                                    p.display(),
+                                    d.target.dev,
+                                )
+                                .into());
+                            }
+                            at
+                        }
+                        None => d.target.hook.at(0),
+                    };
                     link.detach()?;
                     pin::unpin(p)?;
+                    at
                 }
                 (None, Some(id)) => {
-                    mprog::prog_detach(&ProgFd::from_id(id)?, at, d.expected_revision)?
+                    let at = d
+                        .target
+                        .hook
+                        .at(ifindex(&mut RtSocket::open()?, &d.target.dev)?);
+                    mprog::prog_detach(&ProgFd::from_id(id)?, at, d.expected_revision)?;
+                    at
                 }
                 (None, None) => return Err("give --pin PATH or --prog-id ID".into()),
-            }
+            };
             Ok(if json {
                 output::json(&output::DetachJson {
                     detached: output::DetachedJson {

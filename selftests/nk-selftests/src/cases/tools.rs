@@ -217,6 +217,36 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
                     std::path::Path::new(&pins[0]).exists(),
                     "the pin was removed"
                 );
+                // A pinned program is not a link: refused by kind, not read
+                // as link info.
+                let prog_pin = format!("{dir}/prog");
+                let o = nk_bpf::Object::load(std::path::Path::new(&obj))?;
+                nk_bpf::pin::pin(o.prog("nk_order_1")?, std::path::Path::new(&prog_pin))?;
+                let out = p.host.run(|| {
+                    Command::new(&nk)
+                        .args([
+                            "prog",
+                            "detach",
+                            "--dev",
+                            "nk0",
+                            "--hook",
+                            "netkit-primary",
+                            "--pin",
+                            &prog_pin,
+                        ])
+                        .output()
+                })??;
+                let _ = std::fs::remove_file(&prog_pin);
+                let err = String::from_utf8_lossy(&out.stderr);
+                check_eq!(
+                    out.status.code(),
+                    Some(1),
+                    "detach of a pinned program: {err}"
+                );
+                check!(
+                    err.contains("is a anon_inode:bpf-prog, not a BPF link"),
+                    "detach of a pinned program: {err}"
+                );
                 Ok(())
             })();
             // Detach through nkctl, which also unpins; then nothing is left.
