@@ -197,8 +197,8 @@ pub fn tcx_attach(ctx: &Ctx, r: &mut Reporter, n: usize) {
 /// A dynamically linked program copied, with its loader and libraries,
 /// into a tmpfs directory, and run from there, so that running it reads
 /// nothing from the 9p root. Removed on drop.
-struct LocalExe {
-    dir: std::path::PathBuf,
+pub(crate) struct LocalExe {
+    pub(crate) dir: std::path::PathBuf,
     name: String,
     loader: Option<String>,
 }
@@ -211,6 +211,17 @@ impl LocalExe {
             .map(|d| std::path::Path::new(d).join(prog))
             .find(|p| p.is_file())
             .ok_or_else(|| Stop::Fail(format!("{prog} not found in PATH {path:?}")))?;
+        LocalExe::from_path(&bin)
+    }
+
+    /// The program at `bin`, copied (with its loader and libraries, if it
+    /// is dynamically linked).
+    pub(crate) fn from_path(bin: &std::path::Path) -> Result<LocalExe, Stop> {
+        let prog = bin
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Stop::Fail(format!("{}: no file name", bin.display())))?;
+        let prog = prog.as_str();
         let dir = std::path::PathBuf::from(format!("/tmp/nk-local-{prog}-{}", std::process::id()));
         fs::create_dir_all(&dir)?;
         let mut exe = LocalExe {
@@ -218,11 +229,11 @@ impl LocalExe {
             name: prog.into(),
             loader: None,
         };
-        fs::copy(&bin, exe.dir.join(prog))?;
+        fs::copy(bin, exe.dir.join(prog))?;
         // The loader lists what it would map: `name => /path (0x...)`, and
         // itself as `/lib64/ld-linux-x86-64.so.2 (0x...)`.
         let ld = "/lib64/ld-linux-x86-64.so.2";
-        let out = Command::new(ld).arg("--list").arg(&bin).output()?;
+        let out = Command::new(ld).arg("--list").arg(bin).output()?;
         if out.status.success() {
             for l in String::from_utf8_lossy(&out.stdout).lines() {
                 let lib = match l.split_once("=> ") {
@@ -240,7 +251,7 @@ impl LocalExe {
         Ok(exe)
     }
 
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         match &self.loader {
             Some(ld) => {
                 let mut c = Command::new(self.dir.join(ld));

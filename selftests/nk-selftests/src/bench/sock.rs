@@ -123,6 +123,26 @@ impl Drop for Unpin {
     }
 }
 
+/// nkctl and its BPF object in tmpfs, for the benchmark's lifetime: run
+/// from the 9p root, every exec and open waits on the host, and under
+/// `-icount` those waits let a host-dependent number of timer ticks run.
+fn local_nkctl(ctx: &Ctx) -> Result<&'static super::LocalExe, Stop> {
+    static LOCAL: std::sync::OnceLock<super::LocalExe> = std::sync::OnceLock::new();
+    if let Some(l) = LOCAL.get() {
+        return Ok(l);
+    }
+    let nk = ctx
+        .nkctl
+        .clone()
+        .ok_or_else(|| Stop::Fail("--nkctl not given".into()))?;
+    let l = super::LocalExe::from_path(&nk)?;
+    std::fs::copy(
+        ctx.bpf_dir.join("nk_sock_destroy.bpf.o"),
+        l.dir.join("nk_sock_destroy.bpf.o"),
+    )?;
+    Ok(LOCAL.get_or_init(|| l))
+}
+
 /// `bpf` (load and verify in every run), `pinned` (`--pin`: loaded by an
 /// earlier run and reused, like an agent keeps it) or `diag`.
 fn nkctl_cmd(ctx: &Ctx, method: &str) -> Result<Command, Stop> {
@@ -132,7 +152,13 @@ fn nkctl_cmd(ctx: &Ctx, method: &str) -> Result<Command, Stop> {
     if method == "pinned" {
         args.extend(["--pin", &dir]);
     }
-    crate::cases::sock::nkctl_cmd(ctx, &args)
+    let local = local_nkctl(ctx)?;
+    let mut c = local.command();
+    c.args(&args).env(
+        "NK_SOCK_DESTROY_OBJ",
+        local.dir.join("nk_sock_destroy.bpf.o"),
+    );
+    Ok(c)
 }
 
 /// One destroying run: wall seconds, the sockets it reported, and its
@@ -376,6 +402,15 @@ pub fn sock_destroy(ctx: &Ctx, r: &mut Reporter, n_ns: usize) {
             "--size must divide {VICTIMS}"
         );
         raise_nofile()?;
+        // local_nkctl()'s copies go with the benchmark.
+        struct RmLocal;
+        impl Drop for RmLocal {
+            fn drop(&mut self) {
+                let _ =
+                    std::fs::remove_dir_all(format!("/tmp/nk-local-nkctl-{}", std::process::id()));
+            }
+        }
+        let _rm = RmLocal;
         // Scaling: few netns, many netns, many netns plus bystanders in
         // the shared tables, and the same with per-netns tables.
         round(ctx, (n_ns / 10).max(1), 0, Tables::Shared, false)?;
