@@ -246,7 +246,11 @@ impl LocalExe {
                     fs::copy(lib, exe.dir.join(name))?;
                 }
             }
-            exe.loader = Some("ld-linux-x86-64.so.2".into());
+            // A static(-pie) binary lists no loader: run it directly.
+            let ld = "ld-linux-x86-64.so.2";
+            if exe.dir.join(ld).is_file() {
+                exe.loader = Some(ld.into());
+            }
         }
         Ok(exe)
     }
