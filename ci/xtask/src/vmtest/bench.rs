@@ -131,8 +131,16 @@ impl HostLoad {
         let mut v = Vec::new();
         for _ in 0..n {
             v.push(
+                // Busy while xtask lives: killed by a signal, xtask runs no
+                // Drop, and a bare `while :` would spin on for ever.
                 Command::new("sh")
-                    .args(["-c", "while :; do :; done"])
+                    .args([
+                        "-c",
+                        &format!(
+                            "while kill -0 {} 2>/dev/null; do :; done",
+                            std::process::id()
+                        ),
+                    ])
                     .spawn()?,
             );
         }
