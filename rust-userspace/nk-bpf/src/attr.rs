@@ -101,8 +101,8 @@ pub(crate) fn obj(path: &CStr, bpf_fd: u32) -> uapi::bpf_attr {
     a
 }
 
-/// `BPF_LINK_CREATE` for tcx and netkit (exposed for snapshot tests).
-pub fn link_create(
+/// `BPF_LINK_CREATE` for tcx and netkit.
+pub(crate) fn link_create(
     prog: BorrowedFd<'_>,
     at: AttachPoint,
     anchor: Anchor<'_>,
@@ -139,15 +139,15 @@ pub fn link_create(
 
 /// `BPF_LINK_CREATE` for an iterator, fentry or fexit program: the
 /// program and its attach type alone.
-pub fn link_create_prog(prog: BorrowedFd<'_>, attach_type: u32) -> uapi::bpf_attr {
+pub(crate) fn link_create_prog(prog: BorrowedFd<'_>, attach_type: u32) -> uapi::bpf_attr {
     let mut a = zeroed();
     a.link_create.__bindgen_anon_1.prog_fd = raw(prog);
     a.link_create.attach_type = attach_type;
     a
 }
 
-/// `BPF_PROG_ATTACH` and `BPF_PROG_DETACH` (exposed for snapshot tests).
-pub fn prog_attach(
+/// `BPF_PROG_ATTACH` and `BPF_PROG_DETACH`.
+pub(crate) fn prog_attach(
     prog: BorrowedFd<'_>,
     at: AttachPoint,
     anchor: Anchor<'_>,

@@ -6,7 +6,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod attr;
+mod attr;
 pub mod error;
 pub mod fd;
 pub mod features;

@@ -157,16 +157,6 @@ pub(crate) fn encode(anchor: Anchor<'_>) -> (u32, u32) {
     }
 }
 
-/// The `bpf_attr` for `BPF_LINK_CREATE` (exposed for snapshot tests).
-pub fn link_create_attr(
-    prog: BorrowedFd<'_>,
-    at: AttachPoint,
-    anchor: Anchor<'_>,
-    expected_revision: Option<u64>,
-) -> uapi::bpf_attr {
-    attr::link_create(prog, at, anchor, expected_revision)
-}
-
 /// Attaches `prog` at `at` as a link, positioned by `anchor`; with
 /// `expected_revision`, only if the list is still at that revision.
 ///
@@ -191,7 +181,7 @@ pub fn link_create(
     anchor: Anchor<'_>,
     expected_revision: Option<u64>,
 ) -> Result<LinkFd> {
-    let mut a = link_create_attr(prog.as_fd(), at, anchor, expected_revision);
+    let mut a = attr::link_create(prog.as_fd(), at, anchor, expected_revision);
     // SAFETY: the attr holds fds, an attach type and flags; no pointers.
     let fd = unsafe {
         sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {
@@ -200,17 +190,6 @@ pub fn link_create(
     }
     .map_err(|e| crate::features::unsupported(e, at))?;
     Ok(LinkFd::from_owned(owned(fd)))
-}
-
-/// The `bpf_attr` for `BPF_PROG_ATTACH`/`BPF_PROG_DETACH` (for snapshots).
-pub fn prog_attach_attr(
-    prog: BorrowedFd<'_>,
-    at: AttachPoint,
-    anchor: Anchor<'_>,
-    replace: Option<BorrowedFd<'_>>,
-    expected_revision: Option<u64>,
-) -> uapi::bpf_attr {
-    attr::prog_attach(prog, at, anchor, replace, expected_revision)
 }
 
 /// Attaches `prog` without a link (`BPF_PROG_ATTACH`). With `replace`, it
@@ -241,7 +220,7 @@ pub fn prog_attach(
             why: "replace takes the old program's place; give no anchor".into(),
         });
     }
-    let mut a = prog_attach_attr(
+    let mut a = attr::prog_attach(
         prog.as_fd(),
         at,
         anchor,
@@ -273,7 +252,7 @@ pub fn prog_attach(
 /// # Errors
 /// ENOENT when it is not attached there, ESTALE for a stale revision.
 pub fn prog_detach(prog: &ProgFd, at: AttachPoint, expected_revision: Option<u64>) -> Result<()> {
-    let mut a = prog_attach_attr(prog.as_fd(), at, Anchor::Last, None, expected_revision);
+    let mut a = attr::prog_attach(prog.as_fd(), at, Anchor::Last, None, expected_revision);
     // SAFETY: the attr holds fds, flags and a revision; no pointers.
     unsafe {
         sys::bpf(uapi::BPF_PROG_DETACH, &mut a, || {
@@ -406,14 +385,17 @@ mod tests {
         let at = tcx7(Direction::Ingress);
         let nk = nk9(NetkitSide::Peer);
         let cases = [
-            ("last", link_create_attr(fake_fd(3), at, Anchor::Last, None)),
+            (
+                "last",
+                attr::link_create(fake_fd(3), at, Anchor::Last, None),
+            ),
             (
                 "first",
-                link_create_attr(fake_fd(3), at, Anchor::First, Some(5)),
+                attr::link_create(fake_fd(3), at, Anchor::First, Some(5)),
             ),
             (
                 "before_prog_fd",
-                link_create_attr(
+                attr::link_create(
                     fake_fd(3),
                     at,
                     Anchor::Before(Relative::ProgFd(fake_fd(4))),
@@ -422,11 +404,11 @@ mod tests {
             ),
             (
                 "after_prog_id",
-                link_create_attr(fake_fd(3), at, Anchor::After(Relative::ProgId(42)), None),
+                attr::link_create(fake_fd(3), at, Anchor::After(Relative::ProgId(42)), None),
             ),
             (
                 "before_link_fd",
-                link_create_attr(
+                attr::link_create(
                     fake_fd(3),
                     nk,
                     Anchor::Before(Relative::LinkFd(fake_fd(6))),
@@ -435,7 +417,7 @@ mod tests {
             ),
             (
                 "after_link_id",
-                link_create_attr(fake_fd(3), nk, Anchor::After(Relative::LinkId(77)), None),
+                attr::link_create(fake_fd(3), nk, Anchor::After(Relative::LinkId(77)), None),
             ),
         ];
         let text: String = cases
@@ -452,15 +434,15 @@ mod tests {
         let cases = [
             (
                 "replace",
-                prog_attach_attr(fake_fd(3), at, Anchor::Last, Some(fake_fd(8)), None),
+                attr::prog_attach(fake_fd(3), at, Anchor::Last, Some(fake_fd(8)), None),
             ),
             (
                 "first_rev",
-                prog_attach_attr(fake_fd(3), at, Anchor::First, None, Some(3)),
+                attr::prog_attach(fake_fd(3), at, Anchor::First, None, Some(3)),
             ),
             (
                 "before_prog_fd",
-                prog_attach_attr(
+                attr::prog_attach(
                     fake_fd(3),
                     nk,
                     Anchor::Before(Relative::ProgFd(fake_fd(4))),
@@ -470,7 +452,7 @@ mod tests {
             ),
             (
                 "after_prog_id",
-                prog_attach_attr(
+                attr::prog_attach(
                     fake_fd(3),
                     nk,
                     Anchor::After(Relative::ProgId(42)),
@@ -480,7 +462,7 @@ mod tests {
             ),
             (
                 "before_link_id",
-                prog_attach_attr(
+                attr::prog_attach(
                     fake_fd(3),
                     at,
                     Anchor::Before(Relative::LinkId(77)),
@@ -563,14 +545,14 @@ mod tests {
             let mut out = Vec::new();
             for p in [at, nk] {
                 poison_stack_with(x);
-                out.push(bytes(&link_create_attr(
+                out.push(bytes(&attr::link_create(
                     fake_fd(3),
                     p,
                     Anchor::After(Relative::LinkId(77)),
                     Some(2),
                 )));
                 poison_stack_with(x);
-                out.push(bytes(&prog_attach_attr(
+                out.push(bytes(&attr::prog_attach(
                     fake_fd(3),
                     p,
                     Anchor::Before(Relative::ProgId(5)),
@@ -603,10 +585,10 @@ mod tests {
         for _ in 0..4 {
             poison_stack();
             let at = nk9(NetkitSide::Peer);
-            let a = link_create_attr(fake_fd(3), at, Anchor::After(Relative::LinkId(77)), Some(2));
+            let a = attr::link_create(fake_fd(3), at, Anchor::After(Relative::LinkId(77)), Some(2));
             assert!(unused_bytes_are_zero(&a, 32), "link_create");
             poison_stack();
-            let a = prog_attach_attr(fake_fd(3), at, Anchor::First, Some(fake_fd(4)), Some(1));
+            let a = attr::prog_attach(fake_fd(3), at, Anchor::First, Some(fake_fd(4)), Some(1));
             assert!(unused_bytes_are_zero(&a, 32), "prog_attach");
             poison_stack();
             let c = std::ffi::CString::new("/sys/fs/bpf/x").unwrap();

@@ -20,17 +20,6 @@ pub enum Trace {
     Fexit,
 }
 
-/// The `bpf_attr` for the link (for snapshots).
-pub fn attach_attr(prog: &ProgFd, t: Trace) -> uapi::bpf_attr {
-    attr::link_create_prog(
-        prog.as_fd(),
-        match t {
-            Trace::Fentry => uapi::BPF_TRACE_FENTRY,
-            Trace::Fexit => uapi::BPF_TRACE_FEXIT,
-        },
-    )
-}
-
 /// Attaches a loaded fentry/fexit program; it runs until the link closes.
 ///
 /// ```no_run
@@ -45,7 +34,13 @@ pub fn attach_attr(prog: &ProgFd, t: Trace) -> uapi::bpf_attr {
 /// # Errors
 /// The kernel's errno (EINVAL if `t` is not the program's attach type).
 pub fn attach(prog: &ProgFd, t: Trace) -> Result<LinkFd> {
-    let mut a = attach_attr(prog, t);
+    let mut a = attr::link_create_prog(
+        prog.as_fd(),
+        match t {
+            Trace::Fentry => uapi::BPF_TRACE_FENTRY,
+            Trace::Fexit => uapi::BPF_TRACE_FEXIT,
+        },
+    );
     // SAFETY: the attr holds fds, an attach type and flags; no pointers.
     let fd = unsafe {
         sys::bpf(uapi::BPF_LINK_CREATE, &mut a, || {

@@ -188,26 +188,23 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
             })();
             // A pin detached under the wrong hook is refused, and stays.
             let wrong = (|| -> TResult {
-                let out = p.host.run(|| {
-                    Command::new(&nk)
-                        .args([
-                            "prog",
-                            "detach",
-                            "--dev",
-                            "nk0",
-                            "--hook",
-                            "netkit-peer",
-                            "--pin",
-                            &pins[0],
-                        ])
-                        .output()
-                })??;
-                let err = String::from_utf8_lossy(&out.stderr);
-                check_eq!(
-                    out.status.code(),
-                    Some(1),
-                    "wrong-hook detach exit code: {err}"
-                );
+                // `prog detach --pin PIN` under `hook`: its exit code and
+                // stderr.
+                let detach = |hook: &str, pin: &str| -> Result<(Option<i32>, String), Stop> {
+                    let out = p.host.run(|| {
+                        Command::new(&nk)
+                            .args([
+                                "prog", "detach", "--dev", "nk0", "--hook", hook, "--pin", pin,
+                            ])
+                            .output()
+                    })??;
+                    Ok((
+                        out.status.code(),
+                        String::from_utf8_lossy(&out.stderr).into_owned(),
+                    ))
+                };
+                let (code, err) = detach("netkit-peer", &pins[0])?;
+                check_eq!(code, Some(1), "wrong-hook detach exit code: {err}");
                 check!(
                     err.contains("the link is attached at netkit primary")
                         && err.contains("nothing detached"),
@@ -222,27 +219,10 @@ pub fn bpftool(ctx: &Ctx, r: &mut Reporter) {
                 let prog_pin = format!("{dir}/prog");
                 let o = nk_bpf::Object::load(std::path::Path::new(&obj))?;
                 nk_bpf::pin::pin(o.prog("nk_order_1")?, std::path::Path::new(&prog_pin))?;
-                let out = p.host.run(|| {
-                    Command::new(&nk)
-                        .args([
-                            "prog",
-                            "detach",
-                            "--dev",
-                            "nk0",
-                            "--hook",
-                            "netkit-primary",
-                            "--pin",
-                            &prog_pin,
-                        ])
-                        .output()
-                })??;
+                let refused = detach("netkit-primary", &prog_pin);
                 let _ = std::fs::remove_file(&prog_pin);
-                let err = String::from_utf8_lossy(&out.stderr);
-                check_eq!(
-                    out.status.code(),
-                    Some(1),
-                    "detach of a pinned program: {err}"
-                );
+                let (code, err) = refused?;
+                check_eq!(code, Some(1), "detach of a pinned program: {err}");
                 check!(
                     err.contains("is a anon_inode:bpf-prog, not a BPF link"),
                     "detach of a pinned program: {err}"
