@@ -15,6 +15,9 @@ use crate::progress::Stage;
 use crate::Ctx;
 
 pub fn test(ctx: &Ctx, args: &VmtestArgs) -> Result<bool> {
+    // The workspace's unit tests already link libbpf (libelf, zlib): on a
+    // fresh machine the packages come first.
+    crate::deps::ensure(&ctx.target)?;
     let stage = Stage::new("test: cargo test --workspace (unprivileged unit tests)");
     let sh = xshell::Shell::new()?;
     sh.change_dir(&ctx.root);
