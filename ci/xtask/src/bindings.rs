@@ -27,6 +27,8 @@ const HEADERS: &[&str] = &[
     "linux/if_ether.h",
     "linux/sock_diag.h",
     "linux/inet_diag.h",
+    "linux/genetlink.h",
+    "linux/openvswitch.h",
 ];
 
 const ALLOW: &[&str] = &[
@@ -75,6 +77,18 @@ const ALLOW: &[&str] = &[
     "nlmsgerr_attrs",
     "RTNH_F_.*",
     "rtnetlink_groups",
+    "GENL_.*",
+    "CTRL_.*",
+    "genlmsghdr",
+    "ovs_header",
+    "ovs_datapath_cmd",
+    "ovs_datapath_attr",
+    "ovs_vport_cmd",
+    "ovs_vport_type",
+    "ovs_vport_attr",
+    "OVS_DATAPATH_.*",
+    "OVS_DP_.*",
+    "OVS_VPORT_.*",
 ];
 
 pub fn generate(include: &Path) -> Result<String> {

@@ -36,6 +36,15 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// The kernel lacks what the request needs (a command a family does
+    /// not implement); nothing was sent.
+    #[error("{what}: this kernel does not support it: {why}")]
+    Unsupported {
+        /// What was asked.
+        what: &'static str,
+        /// What is missing, and where it exists.
+        why: String,
+    },
     /// A dump whose table changed while it was read (`NLM_F_DUMP_INTR`):
     /// its results may be inconsistent, so none are returned; ask again.
     #[error("{request}: the dump was interrupted (NLM_F_DUMP_INTR): the table changed while it was read; retry")]
@@ -69,7 +78,7 @@ impl Error {
             | Error::Sys { request, .. }
             | Error::Interrupted { request }
             | Error::Malformed { request, .. } => Some(request),
-            Error::Invalid { .. } => None,
+            Error::Invalid { .. } | Error::Unsupported { .. } => None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Raw rtnetlink for nkdev: netkit and veth pairs, links, addresses,
 //! routes, neighbours and network namespaces; and sock_diag (inet_diag
-//! dump and SOCK_DESTROY).
+//! dump and SOCK_DESTROY); generic netlink, with Open vSwitch's datapath
+//! and vport families.
 //!
 //! Every request goes through [`RtSocket`], which turns on
 //! `NETLINK_EXT_ACK` and `NETLINK_GET_STRICT_CHK`, so each failure names
@@ -13,12 +14,15 @@ pub mod addr;
 pub mod diag;
 pub mod error;
 pub mod events;
+pub mod genl;
 #[cfg(any(test, feature = "golden"))]
 pub mod golden;
 pub mod link;
 pub mod neigh;
+pub mod netdev;
 pub mod netkit;
 pub mod netns;
+pub mod ovs;
 pub mod route;
 pub mod socket;
 pub mod wire;

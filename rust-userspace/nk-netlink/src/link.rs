@@ -330,7 +330,21 @@ pub struct PeerSpec<'a> {
     pub netns: Option<NetnsRef<'a>>,
     /// MTU.
     pub mtu: Option<u32>,
+    /// `IFLA_NUM_RX_QUEUES`: how many rx queues it can have (netkit: the
+    /// room for queues leased from a physical device, 7.3).
+    pub num_rx_queues: Option<u32>,
 }
+
+/// `IFLA_NETKIT_PAIRING` (7.3; 6.12 reserves the number) and its
+/// `NETKIT_DEVICE_SINGLE`: one device without a peer.
+pub const IFLA_NETKIT_PAIRING: u16 = uapi::IFLA_NETKIT_PAIRING as u16;
+/// `NETKIT_DEVICE_SINGLE` of `enum netkit_pairing` (mainline's
+/// if_link.h; `NETKIT_DEVICE_PAIR` is 0).
+pub const NETKIT_DEVICE_SINGLE: u32 = 1;
+const _: () = assert!(IFLA_NETKIT_PAIRING == 10);
+/// `NETKIT_NUM_RX_QUEUES_MAX` of drivers/net/netkit.c (7.3): more is a
+/// bare EOPNOTSUPP.
+pub const NETKIT_NUM_RX_QUEUES_MAX: u32 = 1024;
 
 /// A netkit pair to create.
 #[derive(Clone, Debug)]
@@ -357,6 +371,11 @@ pub struct NetkitSpec<'a> {
     pub mac: Option<Mac>,
     /// Primary's MTU.
     pub mtu: Option<u32>,
+    /// Primary's `IFLA_NUM_RX_QUEUES`.
+    pub num_rx_queues: Option<u32>,
+    /// Single mode (`IFLA_NETKIT_PAIRING` = `NETKIT_DEVICE_SINGLE`, 7.3):
+    /// one device and no peer; `peer` must be empty.
+    pub single: bool,
     /// The peer.
     pub peer: PeerSpec<'a>,
 }
@@ -376,10 +395,28 @@ impl<'a> NetkitSpec<'a> {
             sync: None,
             mac: None,
             mtu: None,
+            num_rx_queues: None,
+            single: false,
             peer: PeerSpec {
                 name: Some(peer.into()),
                 ..Default::default()
             },
+        }
+    }
+
+    /// A single-mode device (7.3): no peer.
+    ///
+    /// ```
+    /// use nk_netlink::{NetkitMode, NetkitSpec};
+    /// let mut spec = NetkitSpec::single("nks0", NetkitMode::L3);
+    /// spec.num_rx_queues = Some(4);
+    /// spec.validate().unwrap();
+    /// ```
+    pub fn single(name: &str, mode: NetkitMode) -> Self {
+        NetkitSpec {
+            single: true,
+            peer: PeerSpec::default(),
+            ..NetkitSpec::new(name, "", mode)
         }
     }
 
@@ -389,6 +426,51 @@ impl<'a> NetkitSpec<'a> {
     /// [`Error::Invalid`] naming the bad field.
     pub fn validate(&self) -> Result<()> {
         check_ifname(&self.name)?;
+        if self.single {
+            let p = &self.peer;
+            let peer_set = p.name.is_some()
+                || p.mac.is_some()
+                || p.netns.is_some()
+                || p.mtu.is_some()
+                || p.num_rx_queues.is_some()
+                || self.peer_policy.is_some()
+                || self.peer_scrub.is_some();
+            if peer_set {
+                return Err(Error::Invalid {
+                    what: "netkit single mode",
+                    why: "a single device has no peer: give no peer settings".into(),
+                });
+            }
+            // The kernel refuses these for a single device, some with a
+            // bare EOPNOTSUPP: name them here.
+            let refused = [
+                (self.sync.is_some(), "sync (there is no peer to own)"),
+                (self.scrub.is_some(), "scrub"),
+                (
+                    self.policy.is_some_and(|p| p != NetkitPolicy::Pass),
+                    "a policy other than forward",
+                ),
+            ];
+            if let Some((_, what)) = refused.iter().find(|(set, _)| *set) {
+                return Err(Error::Invalid {
+                    what: "netkit single mode",
+                    why: format!("a single device takes no {what}"),
+                });
+            }
+        }
+        for q in [self.num_rx_queues, self.peer.num_rx_queues]
+            .into_iter()
+            .flatten()
+        {
+            if q == 0 || q > NETKIT_NUM_RX_QUEUES_MAX {
+                return Err(Error::Invalid {
+                    what: "rx queue count",
+                    why: format!(
+                        "{q}: a netkit device has 1 to {NETKIT_NUM_RX_QUEUES_MAX} rx queues"
+                    ),
+                });
+            }
+        }
         if let Some(p) = &self.peer.name {
             check_ifname(p)?;
         }
@@ -430,24 +512,34 @@ impl<'a> NetkitSpec<'a> {
         if let Some(mtu) = self.mtu {
             m.u32(uapi::IFLA_MTU as u16, mtu);
         }
+        if let Some(q) = self.num_rx_queues {
+            m.u32(uapi::IFLA_NUM_RX_QUEUES as u16, q);
+        }
         m.begin_nest(uapi::IFLA_LINKINFO as u16);
         m.str(uapi::IFLA_INFO_KIND as u16, "netkit");
         m.begin_nest(uapi::IFLA_INFO_DATA as u16);
-        m.begin_nest(uapi::IFLA_NETKIT_PEER_INFO as u16);
-        m.push(&uapi::ifinfomsg::default());
-        if let Some(n) = &self.peer.name {
-            m.str(uapi::IFLA_IFNAME as u16, n);
+        if self.single {
+            m.u32(IFLA_NETKIT_PAIRING, NETKIT_DEVICE_SINGLE);
+        } else {
+            m.begin_nest(uapi::IFLA_NETKIT_PEER_INFO as u16);
+            m.push(&uapi::ifinfomsg::default());
+            if let Some(n) = &self.peer.name {
+                m.str(uapi::IFLA_IFNAME as u16, n);
+            }
+            if let Some(mac) = self.peer.mac {
+                m.attr(uapi::IFLA_ADDRESS as u16, &mac.0);
+            }
+            if let Some(mtu) = self.peer.mtu {
+                m.u32(uapi::IFLA_MTU as u16, mtu);
+            }
+            if let Some(q) = self.peer.num_rx_queues {
+                m.u32(uapi::IFLA_NUM_RX_QUEUES as u16, q);
+            }
+            if let Some(ns) = self.peer.netns {
+                put_netns(&mut m, ns);
+            }
+            m.end_nest();
         }
-        if let Some(mac) = self.peer.mac {
-            m.attr(uapi::IFLA_ADDRESS as u16, &mac.0);
-        }
-        if let Some(mtu) = self.peer.mtu {
-            m.u32(uapi::IFLA_MTU as u16, mtu);
-        }
-        if let Some(ns) = self.peer.netns {
-            put_netns(&mut m, ns);
-        }
-        m.end_nest();
         m.u32(uapi::IFLA_NETKIT_MODE as u16, self.mode.to_raw());
         if let Some(p) = self.policy {
             m.u32(uapi::IFLA_NETKIT_POLICY as u16, p.to_raw());
@@ -497,6 +589,9 @@ pub struct NetkitInfo {
     /// [`IFLA_NETKIT_SYNC`], if dumped (kernels with the mainline series).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<NetkitSync>,
+    /// `IFLA_NETKIT_PAIRING`, if dumped (7.3): true for a single device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single: Option<bool>,
     /// Numbers that did not convert: (attribute, value).
     pub unknown: Vec<(u16, u32)>,
 }
@@ -664,6 +759,9 @@ pub fn decode_netkit(data: &[u8]) -> NetkitInfo {
             (x, _) if x == IFLA_NETKIT_HEADROOM as u32 => n.headroom = get_u16(p),
             (x, _) if x == IFLA_NETKIT_TAILROOM as u32 => n.tailroom = get_u16(p),
             (x, Some(v)) if x == IFLA_NETKIT_SYNC as u32 => n.sync = Some(NetkitSync(v)),
+            (x, Some(v)) if x == IFLA_NETKIT_PAIRING as u32 => {
+                n.single = Some(v == NETKIT_DEVICE_SINGLE)
+            }
             _ => {}
         }
     }
@@ -1018,6 +1116,59 @@ mod tests {
     }
 
     use super::*;
+
+    /// The (type, payload) of the attributes inside IFLA_INFO_DATA.
+    fn info_data(m: &MsgBuilder) -> Vec<(u16, Vec<u8>)> {
+        let b = m.finish(1);
+        let attrs = &b[wire::NLMSG_HDRLEN + std::mem::size_of::<uapi::ifinfomsg>()..];
+        let linkinfo = Attrs::new(attrs)
+            .find(|(t, _)| u32::from(*t) == uapi::IFLA_LINKINFO)
+            .unwrap()
+            .1;
+        let data = Attrs::new(linkinfo)
+            .find(|(t, _)| u32::from(*t) == uapi::IFLA_INFO_DATA)
+            .unwrap()
+            .1;
+        Attrs::new(data).map(|(t, v)| (t, v.to_vec())).collect()
+    }
+
+    #[test]
+    fn a_single_device_has_no_peer_info() {
+        let mut s = NetkitSpec::single("nks0", NetkitMode::L2);
+        s.num_rx_queues = Some(3);
+        s.validate().unwrap();
+        let data = info_data(&s.message());
+        assert!(data.contains(&(IFLA_NETKIT_PAIRING, 1u32.to_ne_bytes().to_vec())));
+        assert!(
+            !data
+                .iter()
+                .any(|(t, _)| u32::from(*t) == uapi::IFLA_NETKIT_PEER_INFO),
+            "single mode must not send IFLA_NETKIT_PEER_INFO: {data:?}"
+        );
+        // A pair sends the peer and no pairing attribute (the kernel's
+        // default, NETKIT_DEVICE_PAIR, works on 6.12 too).
+        let p = info_data(&NetkitSpec::new("nk0", "nk1", NetkitMode::L2).message());
+        assert!(p.iter().all(|(t, _)| *t != IFLA_NETKIT_PAIRING));
+        assert!(p
+            .iter()
+            .any(|(t, _)| u32::from(*t) == uapi::IFLA_NETKIT_PEER_INFO));
+    }
+
+    #[test]
+    fn single_mode_refuses_peer_settings_and_zero_queues() {
+        let mut s = NetkitSpec::single("nks0", NetkitMode::L3);
+        s.peer_policy = Some(crate::NetkitPolicy::Drop);
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("a single device has no peer"), "{e}");
+        let mut s = NetkitSpec::single("nks0", NetkitMode::L3);
+        s.num_rx_queues = Some(0);
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("a netkit device has 1 to 1024 rx queues"), "{e}");
+        let mut s = NetkitSpec::single("nks0", NetkitMode::L3);
+        s.sync = Some(NetkitSync(NetkitSync::MTU));
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("takes no sync"), "{e}");
+    }
 
     #[test]
     fn invalid_input_is_rejected_before_sending() {

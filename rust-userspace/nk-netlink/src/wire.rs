@@ -269,6 +269,14 @@ impl MsgBuilder {
         self
     }
 
+    /// Appends a fixed header given as bytes (a generic netlink family's
+    /// own header, whose size the controller reports), padded.
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(b);
+        self.pad();
+        self
+    }
+
     fn pad(&mut self) {
         let n = align(self.buf.len());
         self.buf.resize(n, 0);

@@ -450,6 +450,29 @@ pub const SOCK_DESTROY: u32 = 21;
 pub const TCPDIAG_GETSOCK: u32 = 18;
 pub const INET_DIAG_GETSOCK_MAX: u32 = 24;
 pub const INET_DIAG_NOCOOKIE: i32 = -1;
+pub const GENL_NAMSIZ: u32 = 16;
+pub const GENL_MIN_ID: u32 = 16;
+pub const GENL_MAX_ID: u32 = 1023;
+pub const GENL_ADMIN_PERM: u32 = 1;
+pub const GENL_CMD_CAP_DO: u32 = 2;
+pub const GENL_CMD_CAP_DUMP: u32 = 4;
+pub const GENL_CMD_CAP_HASPOL: u32 = 8;
+pub const GENL_UNS_ADMIN_PERM: u32 = 16;
+pub const GENL_ID_CTRL: u32 = 16;
+pub const GENL_ID_VFS_DQUOT: u32 = 17;
+pub const GENL_ID_PMCRAID: u32 = 18;
+pub const GENL_START_ALLOC: u32 = 19;
+pub const OVS_DATAPATH_FAMILY: &[u8; 13] = b"ovs_datapath\0";
+pub const OVS_DATAPATH_MCGROUP: &[u8; 13] = b"ovs_datapath\0";
+pub const OVS_DATAPATH_VERSION: u32 = 2;
+pub const OVS_DP_VER_FEATURES: u32 = 2;
+pub const OVS_DP_F_UNALIGNED: u32 = 1;
+pub const OVS_DP_F_VPORT_PIDS: u32 = 2;
+pub const OVS_DP_F_TC_RECIRC_SHARING: u32 = 4;
+pub const OVS_DP_F_DISPATCH_UPCALL_PER_CPU: u32 = 8;
+pub const OVS_VPORT_FAMILY: &[u8; 10] = b"ovs_vport\0";
+pub const OVS_VPORT_MCGROUP: &[u8; 10] = b"ovs_vport\0";
+pub const OVS_VPORT_VERSION: u32 = 1;
 pub type __u8 = ::core::ffi::c_uchar;
 pub type __s16 = ::core::ffi::c_short;
 pub type __u16 = ::core::ffi::c_ushort;
@@ -4612,3 +4635,102 @@ impl inet_diag_sockopt {
         __bindgen_bitfield_unit
     }
 }
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct genlmsghdr {
+    pub cmd: __u8,
+    pub version: __u8,
+    pub reserved: __u16,
+}
+pub const CTRL_CMD_UNSPEC: _bindgen_ty_117 = 0;
+pub const CTRL_CMD_NEWFAMILY: _bindgen_ty_117 = 1;
+pub const CTRL_CMD_DELFAMILY: _bindgen_ty_117 = 2;
+pub const CTRL_CMD_GETFAMILY: _bindgen_ty_117 = 3;
+pub const CTRL_CMD_NEWOPS: _bindgen_ty_117 = 4;
+pub const CTRL_CMD_DELOPS: _bindgen_ty_117 = 5;
+pub const CTRL_CMD_GETOPS: _bindgen_ty_117 = 6;
+pub const CTRL_CMD_NEWMCAST_GRP: _bindgen_ty_117 = 7;
+pub const CTRL_CMD_DELMCAST_GRP: _bindgen_ty_117 = 8;
+pub const CTRL_CMD_GETMCAST_GRP: _bindgen_ty_117 = 9;
+pub const CTRL_CMD_GETPOLICY: _bindgen_ty_117 = 10;
+pub const __CTRL_CMD_MAX: _bindgen_ty_117 = 11;
+pub type _bindgen_ty_117 = ::core::ffi::c_uint;
+pub const CTRL_ATTR_UNSPEC: _bindgen_ty_118 = 0;
+pub const CTRL_ATTR_FAMILY_ID: _bindgen_ty_118 = 1;
+pub const CTRL_ATTR_FAMILY_NAME: _bindgen_ty_118 = 2;
+pub const CTRL_ATTR_VERSION: _bindgen_ty_118 = 3;
+pub const CTRL_ATTR_HDRSIZE: _bindgen_ty_118 = 4;
+pub const CTRL_ATTR_MAXATTR: _bindgen_ty_118 = 5;
+pub const CTRL_ATTR_OPS: _bindgen_ty_118 = 6;
+pub const CTRL_ATTR_MCAST_GROUPS: _bindgen_ty_118 = 7;
+pub const CTRL_ATTR_POLICY: _bindgen_ty_118 = 8;
+pub const CTRL_ATTR_OP_POLICY: _bindgen_ty_118 = 9;
+pub const CTRL_ATTR_OP: _bindgen_ty_118 = 10;
+pub const __CTRL_ATTR_MAX: _bindgen_ty_118 = 11;
+pub type _bindgen_ty_118 = ::core::ffi::c_uint;
+pub const CTRL_ATTR_OP_UNSPEC: _bindgen_ty_119 = 0;
+pub const CTRL_ATTR_OP_ID: _bindgen_ty_119 = 1;
+pub const CTRL_ATTR_OP_FLAGS: _bindgen_ty_119 = 2;
+pub const __CTRL_ATTR_OP_MAX: _bindgen_ty_119 = 3;
+pub type _bindgen_ty_119 = ::core::ffi::c_uint;
+pub const CTRL_ATTR_MCAST_GRP_UNSPEC: _bindgen_ty_120 = 0;
+pub const CTRL_ATTR_MCAST_GRP_NAME: _bindgen_ty_120 = 1;
+pub const CTRL_ATTR_MCAST_GRP_ID: _bindgen_ty_120 = 2;
+pub const __CTRL_ATTR_MCAST_GRP_MAX: _bindgen_ty_120 = 3;
+pub type _bindgen_ty_120 = ::core::ffi::c_uint;
+pub const CTRL_ATTR_POLICY_UNSPEC: _bindgen_ty_121 = 0;
+pub const CTRL_ATTR_POLICY_DO: _bindgen_ty_121 = 1;
+pub const CTRL_ATTR_POLICY_DUMP: _bindgen_ty_121 = 2;
+pub const __CTRL_ATTR_POLICY_DUMP_MAX: _bindgen_ty_121 = 3;
+pub const CTRL_ATTR_POLICY_DUMP_MAX: _bindgen_ty_121 = 2;
+pub type _bindgen_ty_121 = ::core::ffi::c_uint;
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct ovs_header {
+    pub dp_ifindex: ::core::ffi::c_int,
+}
+pub const OVS_DP_CMD_UNSPEC: ovs_datapath_cmd = 0;
+pub const OVS_DP_CMD_NEW: ovs_datapath_cmd = 1;
+pub const OVS_DP_CMD_DEL: ovs_datapath_cmd = 2;
+pub const OVS_DP_CMD_GET: ovs_datapath_cmd = 3;
+pub const OVS_DP_CMD_SET: ovs_datapath_cmd = 4;
+pub type ovs_datapath_cmd = ::core::ffi::c_uint;
+pub const OVS_DP_ATTR_UNSPEC: ovs_datapath_attr = 0;
+pub const OVS_DP_ATTR_NAME: ovs_datapath_attr = 1;
+pub const OVS_DP_ATTR_UPCALL_PID: ovs_datapath_attr = 2;
+pub const OVS_DP_ATTR_STATS: ovs_datapath_attr = 3;
+pub const OVS_DP_ATTR_MEGAFLOW_STATS: ovs_datapath_attr = 4;
+pub const OVS_DP_ATTR_USER_FEATURES: ovs_datapath_attr = 5;
+pub const OVS_DP_ATTR_PAD: ovs_datapath_attr = 6;
+pub const OVS_DP_ATTR_MASKS_CACHE_SIZE: ovs_datapath_attr = 7;
+pub const OVS_DP_ATTR_PER_CPU_PIDS: ovs_datapath_attr = 8;
+pub const OVS_DP_ATTR_IFINDEX: ovs_datapath_attr = 9;
+pub const __OVS_DP_ATTR_MAX: ovs_datapath_attr = 10;
+pub type ovs_datapath_attr = ::core::ffi::c_uint;
+pub const OVS_VPORT_CMD_UNSPEC: ovs_vport_cmd = 0;
+pub const OVS_VPORT_CMD_NEW: ovs_vport_cmd = 1;
+pub const OVS_VPORT_CMD_DEL: ovs_vport_cmd = 2;
+pub const OVS_VPORT_CMD_GET: ovs_vport_cmd = 3;
+pub const OVS_VPORT_CMD_SET: ovs_vport_cmd = 4;
+pub type ovs_vport_cmd = ::core::ffi::c_uint;
+pub const OVS_VPORT_TYPE_UNSPEC: ovs_vport_type = 0;
+pub const OVS_VPORT_TYPE_NETDEV: ovs_vport_type = 1;
+pub const OVS_VPORT_TYPE_INTERNAL: ovs_vport_type = 2;
+pub const OVS_VPORT_TYPE_GRE: ovs_vport_type = 3;
+pub const OVS_VPORT_TYPE_VXLAN: ovs_vport_type = 4;
+pub const OVS_VPORT_TYPE_GENEVE: ovs_vport_type = 5;
+pub const __OVS_VPORT_TYPE_MAX: ovs_vport_type = 6;
+pub type ovs_vport_type = ::core::ffi::c_uint;
+pub const OVS_VPORT_ATTR_UNSPEC: ovs_vport_attr = 0;
+pub const OVS_VPORT_ATTR_PORT_NO: ovs_vport_attr = 1;
+pub const OVS_VPORT_ATTR_TYPE: ovs_vport_attr = 2;
+pub const OVS_VPORT_ATTR_NAME: ovs_vport_attr = 3;
+pub const OVS_VPORT_ATTR_OPTIONS: ovs_vport_attr = 4;
+pub const OVS_VPORT_ATTR_UPCALL_PID: ovs_vport_attr = 5;
+pub const OVS_VPORT_ATTR_STATS: ovs_vport_attr = 6;
+pub const OVS_VPORT_ATTR_PAD: ovs_vport_attr = 7;
+pub const OVS_VPORT_ATTR_IFINDEX: ovs_vport_attr = 8;
+pub const OVS_VPORT_ATTR_NETNSID: ovs_vport_attr = 9;
+pub const OVS_VPORT_ATTR_UPCALL_STATS: ovs_vport_attr = 10;
+pub const __OVS_VPORT_ATTR_MAX: ovs_vport_attr = 11;
+pub type ovs_vport_attr = ::core::ffi::c_uint;

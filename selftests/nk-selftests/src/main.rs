@@ -41,6 +41,8 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
     ("bpf_loader", 3, 60, cases::loader::loader),
     ("bpf_features", 1, 60, cases::features::features),
     ("netlink_events", 1, 60, cases::netlink::events),
+    ("netkit_room_ovs", 3, 120, cases::room::ovs),
+    ("netkit_room_lease", 2, 60, cases::room::lease),
     ("e2e_datapath", 1, 90, cases::e2e::datapath),
     ("sock_destroy", 9, 150, cases::sock::destroy),
     ("golden_script", 1, 60, golden::script),

@@ -697,6 +697,7 @@ pub const COVERED: &[(&str, u16, &str)] = &[
     covered!("link", IFLA_LINK_NETNSID),
     covered!("link", IFLA_NET_NS_FD),
     covered!("link", IFLA_NET_NS_PID),
+    covered!("link", IFLA_NUM_RX_QUEUES),
     covered!("link", IFLA_GSO_MAX_SIZE),
     covered!("link", IFLA_GSO_IPV4_MAX_SIZE),
     covered!("link", IFLA_TSO_MAX_SIZE),

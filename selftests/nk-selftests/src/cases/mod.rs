@@ -5,6 +5,7 @@ pub mod loader;
 pub mod netkit;
 pub mod netlink;
 pub mod redirect;
+pub mod room;
 pub mod sock;
 pub mod tcx;
 pub mod tools;
