@@ -275,7 +275,7 @@ impl Nsim {
             }
             other => {
                 return Err(Stop::Fail(format!(
-                    "expected netdevsim's netdev alone beside lo and devices with a kind, found {:?}",
+                    "expected netdevsim's netdev alone beside lo and sit0, found {:?}",
                     other.iter().map(|l| &l.name).collect::<Vec<_>>()
                 )))
             }
