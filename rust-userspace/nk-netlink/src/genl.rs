@@ -361,20 +361,17 @@ pub(crate) mod testing {
         (g, sent)
     }
 
-    /// A controller reply describing family `name` with `id`, `version`
-    /// and `hdrsize`, then the ack.
-    pub fn family(seq: u32, name: &str, id: u16, version: u32, hdrsize: u32) -> Vec<u8> {
+    /// The payload of a controller reply describing family `name` with
+    /// `id`, `version` and `hdrsize`; more attributes may be appended.
+    pub fn family_payload(name: &str, id: u16, version: u32, hdrsize: u32) -> Vec<u8> {
         let mut p = bytes_of(&uapi::genlmsghdr {
             cmd: uapi::CTRL_CMD_NEWFAMILY as u8,
             version: 2,
             reserved: 0,
         })
         .to_vec();
-        attr(
-            &mut p,
-            uapi::CTRL_ATTR_FAMILY_NAME as u16,
-            format!("{name}\0").as_bytes(),
-        );
+        let name = format!("{name}\0");
+        attr(&mut p, uapi::CTRL_ATTR_FAMILY_NAME as u16, name.as_bytes());
         attr(&mut p, uapi::CTRL_ATTR_FAMILY_ID as u16, &id.to_ne_bytes());
         attr(
             &mut p,
@@ -386,10 +383,20 @@ pub(crate) mod testing {
             uapi::CTRL_ATTR_HDRSIZE as u16,
             &hdrsize.to_ne_bytes(),
         );
+        p
+    }
+
+    /// `payload` as the controller's reply to request `seq`, then the ack.
+    pub fn ctrl_reply(seq: u32, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        nlmsg(&mut out, uapi::GENL_ID_CTRL as u16, 0, seq, &p);
+        nlmsg(&mut out, uapi::GENL_ID_CTRL as u16, 0, seq, payload);
         ack(&mut out, seq, 0);
         out
+    }
+
+    /// A controller reply describing a family, then the ack.
+    pub fn family(seq: u32, name: &str, id: u16, version: u32, hdrsize: u32) -> Vec<u8> {
+        ctrl_reply(seq, &family_payload(name, id, version, hdrsize))
     }
 
     /// Bytes as hex, 16 a line, for snapshots.
@@ -408,29 +415,11 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{ack, attr, fake, hex, nlmsg};
+    use super::testing::{ack, attr, ctrl_reply, fake, family_payload, hex, nlmsg};
     use super::*;
-    use crate::wire::bytes_of;
 
     fn family_reply(seq: u32) -> Vec<u8> {
-        let mut p = bytes_of(&uapi::genlmsghdr {
-            cmd: uapi::CTRL_CMD_NEWFAMILY as u8,
-            version: 2,
-            reserved: 0,
-        })
-        .to_vec();
-        attr(
-            &mut p,
-            uapi::CTRL_ATTR_FAMILY_NAME as u16,
-            b"ovs_datapath\0",
-        );
-        attr(
-            &mut p,
-            uapi::CTRL_ATTR_FAMILY_ID as u16,
-            &29u16.to_ne_bytes(),
-        );
-        attr(&mut p, uapi::CTRL_ATTR_VERSION as u16, &2u32.to_ne_bytes());
-        attr(&mut p, uapi::CTRL_ATTR_HDRSIZE as u16, &4u32.to_ne_bytes());
+        let mut p = family_payload("ovs_datapath", 29, 2, 4);
         let mut grp = Vec::new();
         attr(
             &mut grp,
@@ -463,10 +452,7 @@ mod tests {
             uapi::CTRL_ATTR_MCAST_GROUPS as u16 | wire::NLA_F_NESTED,
             &grps,
         );
-        let mut out = Vec::new();
-        nlmsg(&mut out, uapi::GENL_ID_CTRL as u16, 0, seq, &p);
-        ack(&mut out, seq, 0);
-        out
+        ctrl_reply(seq, &p)
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use nk_sys::uapi;
 
 use crate::error::{Error, Result};
-use crate::genl::{Family, GenlSocket};
+use crate::genl::{Family, GenlMsg, GenlSocket};
 use crate::wire::{self, bytes_of};
 
 crate::pod!(uapi::ovs_header { dp_ifindex });
@@ -31,17 +31,6 @@ impl VportType {
             VportType::Internal => uapi::OVS_VPORT_TYPE_INTERNAL,
         }
     }
-}
-
-/// A port of a datapath, as the kernel reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Vport {
-    /// Its port number; 0 is the datapath's own internal port.
-    pub port_no: u32,
-    /// Its device's name.
-    pub name: String,
-    /// `OVS_VPORT_TYPE_*`.
-    pub kind: u32,
 }
 
 /// A generic netlink socket with OVS's two families resolved.
@@ -88,6 +77,43 @@ impl Ovs {
         Ok(Ovs { genl, dp, vport })
     }
 
+    /// One request of `cmd` to the vport or the datapath family, for
+    /// datapath `dp` (0: the one the name attribute names) and object
+    /// `name`. OVS echoes the object it created or deleted (`NLM_F_ECHO`):
+    /// that is returned.
+    fn request(
+        &mut self,
+        vport: bool,
+        cmd: u32,
+        dp: i32,
+        name: &str,
+        attrs: impl FnOnce(&mut crate::wire::MsgBuilder),
+        what: &str,
+    ) -> Result<GenlMsg> {
+        let name_attr = if vport {
+            uapi::OVS_VPORT_ATTR_NAME
+        } else {
+            uapi::OVS_DP_ATTR_NAME
+        };
+        let family = if vport { &self.vport } else { &self.dp };
+        let hdr = uapi::ovs_header { dp_ifindex: dp };
+        let r = self.genl.request(
+            family,
+            cmd as u8,
+            bytes_of(&hdr),
+            uapi::NLM_F_ECHO as u16,
+            |m| {
+                m.str(name_attr as u16, name);
+                attrs(m);
+            },
+            what,
+        )?;
+        r.into_iter().next().ok_or_else(|| Error::Malformed {
+            request: what.into(),
+            why: "nothing echoed before the ack".into(),
+        })
+    }
+
     /// Creates datapath `name` (`OVS_DP_CMD_NEW`), which also creates its
     /// internal port of the same name; returns that port's ifindex, the
     /// datapath's `dp_ifindex`, from the echoed reply (so that no second
@@ -100,51 +126,21 @@ impl Ovs {
     pub fn dp_add(&mut self, name: &str) -> Result<i32> {
         let name = str_attr(name)?;
         let what = format!("OVS_DP_CMD_NEW {name}");
-        let hdr = uapi::ovs_header { dp_ifindex: 0 };
-        let r = self.genl.request(
-            &self.dp,
-            uapi::OVS_DP_CMD_NEW as u8,
-            bytes_of(&hdr),
-            uapi::NLM_F_ECHO as u16,
+        let m = self.request(
+            false,
+            uapi::OVS_DP_CMD_NEW,
+            0,
+            name,
             |m| {
-                m.str(uapi::OVS_DP_ATTR_NAME as u16, name);
                 m.u32(uapi::OVS_DP_ATTR_UPCALL_PID as u16, 0);
             },
             &what,
         )?;
-        r.first()
-            .and_then(|m| m.header::<uapi::ovs_header>())
+        m.header::<uapi::ovs_header>()
             .map(|h| h.dp_ifindex)
             .ok_or_else(|| Error::Malformed {
                 request: what,
-                why: "no datapath echoed before the ack".into(),
-            })
-    }
-
-    /// The `dp_ifindex` of datapath `name` (`OVS_DP_CMD_GET`).
-    ///
-    /// # Errors
-    /// ENODEV when there is none.
-    pub fn dp_ifindex(&mut self, name: &str) -> Result<i32> {
-        let name = str_attr(name)?;
-        let what = format!("OVS_DP_CMD_GET {name}");
-        let hdr = uapi::ovs_header { dp_ifindex: 0 };
-        let r = self.genl.request(
-            &self.dp,
-            uapi::OVS_DP_CMD_GET as u8,
-            bytes_of(&hdr),
-            0,
-            |m| {
-                m.str(uapi::OVS_DP_ATTR_NAME as u16, name);
-            },
-            &what,
-        )?;
-        r.first()
-            .and_then(|m| m.header::<uapi::ovs_header>())
-            .map(|h| h.dp_ifindex)
-            .ok_or_else(|| Error::Malformed {
-                request: what,
-                why: "no datapath in the reply".into(),
+                why: "the echoed datapath has no ovs_header".into(),
             })
     }
 
@@ -154,22 +150,14 @@ impl Ovs {
     /// ENODEV when there is none.
     pub fn dp_del(&mut self, name: &str) -> Result<()> {
         let name = str_attr(name)?;
-        let hdr = uapi::ovs_header { dp_ifindex: 0 };
-        self.genl.request(
-            &self.dp,
-            uapi::OVS_DP_CMD_DEL as u8,
-            bytes_of(&hdr),
-            0,
-            |m| {
-                m.str(uapi::OVS_DP_ATTR_NAME as u16, name);
-            },
-            &format!("OVS_DP_CMD_DEL {name}"),
-        )?;
+        let what = format!("OVS_DP_CMD_DEL {name}");
+        self.request(false, uapi::OVS_DP_CMD_DEL, 0, name, |_| {}, &what)?;
         Ok(())
     }
 
     /// Adds device `name` to datapath `dp` as a port of type `kind`
-    /// (`OVS_VPORT_CMD_NEW`); returns its port number.
+    /// (`OVS_VPORT_CMD_NEW`); returns its port number, from the echoed
+    /// reply.
     ///
     /// # Errors
     /// The kernel's refusal: ENODEV for no such device, EBUSY for a device
@@ -177,25 +165,25 @@ impl Ovs {
     pub fn vport_add(&mut self, dp: i32, name: &str, kind: VportType) -> Result<u32> {
         let name = str_attr(name)?;
         let what = format!("OVS_VPORT_CMD_NEW {name} (datapath ifindex {dp})");
-        let hdr = uapi::ovs_header { dp_ifindex: dp };
-        let r = self.genl.request(
-            &self.vport,
-            uapi::OVS_VPORT_CMD_NEW as u8,
-            bytes_of(&hdr),
-            uapi::NLM_F_ECHO as u16,
+        let m = self.request(
+            true,
+            uapi::OVS_VPORT_CMD_NEW,
+            dp,
+            name,
             |m| {
-                m.str(uapi::OVS_VPORT_ATTR_NAME as u16, name);
                 m.u32(uapi::OVS_VPORT_ATTR_TYPE as u16, kind.raw());
                 // An array of u32 netlink port ids; 0: no upcalls.
                 m.u32(uapi::OVS_VPORT_ATTR_UPCALL_PID as u16, 0);
             },
             &what,
         )?;
-        let m = r.first().ok_or_else(|| Error::Malformed {
-            request: what.clone(),
-            why: "no vport echoed before the ack".into(),
-        })?;
-        Ok(parse_vport(m, &what)?.port_no)
+        m.attrs()
+            .find(|(t, _)| u32::from(*t) == uapi::OVS_VPORT_ATTR_PORT_NO)
+            .and_then(|(_, p)| wire::get_u32(p))
+            .ok_or_else(|| Error::Malformed {
+                request: what,
+                why: "the echoed vport has no OVS_VPORT_ATTR_PORT_NO".into(),
+            })
     }
 
     /// Removes the port of device `name` from datapath `dp`
@@ -205,58 +193,9 @@ impl Ovs {
     /// ENODEV when there is no such port.
     pub fn vport_del(&mut self, dp: i32, name: &str) -> Result<()> {
         let name = str_attr(name)?;
-        let hdr = uapi::ovs_header { dp_ifindex: dp };
-        self.genl.request(
-            &self.vport,
-            uapi::OVS_VPORT_CMD_DEL as u8,
-            bytes_of(&hdr),
-            0,
-            |m| {
-                m.str(uapi::OVS_VPORT_ATTR_NAME as u16, name);
-            },
-            &format!("OVS_VPORT_CMD_DEL {name} (datapath ifindex {dp})"),
-        )?;
+        let what = format!("OVS_VPORT_CMD_DEL {name} (datapath ifindex {dp})");
+        self.request(true, uapi::OVS_VPORT_CMD_DEL, dp, name, |_| {}, &what)?;
         Ok(())
-    }
-
-    /// The ports of datapath `dp` (`OVS_VPORT_CMD_GET` dump).
-    ///
-    /// # Errors
-    /// The kernel's refusal, or a malformed reply.
-    pub fn vports(&mut self, dp: i32) -> Result<Vec<Vport>> {
-        let what = format!("OVS_VPORT_CMD_GET dump (datapath ifindex {dp})");
-        let hdr = uapi::ovs_header { dp_ifindex: dp };
-        let r = self.genl.dump(
-            &self.vport,
-            uapi::OVS_VPORT_CMD_GET as u8,
-            bytes_of(&hdr),
-            |_| {},
-            &what,
-        )?;
-        r.iter().map(|m| parse_vport(m, &what)).collect()
-    }
-}
-
-fn parse_vport(m: &crate::genl::GenlMsg, what: &str) -> Result<Vport> {
-    let (mut port_no, mut name, mut kind) = (None, None, 0);
-    for (t, p) in m.attrs() {
-        match u32::from(t) {
-            uapi::OVS_VPORT_ATTR_PORT_NO => port_no = wire::get_u32(p),
-            uapi::OVS_VPORT_ATTR_NAME => name = wire::get_str(p),
-            uapi::OVS_VPORT_ATTR_TYPE => kind = wire::get_u32(p).unwrap_or(0),
-            _ => {}
-        }
-    }
-    match (port_no, name) {
-        (Some(port_no), Some(name)) if !name.is_empty() => Ok(Vport {
-            port_no,
-            name,
-            kind,
-        }),
-        _ => Err(Error::Malformed {
-            request: what.into(),
-            why: "a vport without a valid OVS_VPORT_ATTR_PORT_NO or _NAME".into(),
-        }),
     }
 }
 

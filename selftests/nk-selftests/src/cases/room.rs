@@ -23,36 +23,43 @@ const VXLAN6_HEADROOM: u16 = 84;
 
 const DP: &str = "nkdp";
 
-/// An OVS datapath in `ns`, deleted (with its ports) when dropped.
-struct Datapath<'a> {
-    ns: &'a Ns,
+/// An OVS datapath in `ns`, deleted (with its ports) when dropped. One
+/// socket, opened in `ns` (and bound to it), serves every request; the
+/// race subtest shares it between threads.
+struct Datapath {
+    ovs: std::sync::Mutex<Ovs>,
     ifindex: i32,
 }
 
-impl<'a> Datapath<'a> {
-    fn new(ns: &'a Ns) -> Result<Self, Stop> {
-        let ifindex = ns.run(|| Ovs::open()?.dp_add(DP))??;
-        Ok(Datapath { ns, ifindex })
+impl Datapath {
+    fn new(ns: &Ns) -> Result<Self, Stop> {
+        let mut ovs = ns.run(Ovs::open)??;
+        let ifindex = ovs.dp_add(DP)?;
+        Ok(Datapath {
+            ovs: std::sync::Mutex::new(ovs),
+            ifindex,
+        })
+    }
+
+    fn ovs(&self) -> std::sync::MutexGuard<'_, Ovs> {
+        self.ovs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn add(&self, dev: &str) -> TResult {
-        self.ns
-            .run(|| Ovs::open()?.vport_add(self.ifindex, dev, VportType::Netdev))??;
+        self.ovs().vport_add(self.ifindex, dev, VportType::Netdev)?;
         Ok(())
     }
 
     fn del(&self, dev: &str) -> TResult {
-        self.ns
-            .run(|| Ovs::open()?.vport_del(self.ifindex, dev))??;
+        self.ovs().vport_del(self.ifindex, dev)?;
         Ok(())
     }
 }
 
-impl Drop for Datapath<'_> {
+impl Drop for Datapath {
     fn drop(&mut self) {
-        let r = self.ns.run(|| Ovs::open()?.dp_del(DP));
-        if !matches!(r, Ok(Ok(()))) {
-            eprintln!("# deleting OVS datapath {DP}: {r:?}");
+        if let Err(e) = self.ovs().dp_del(DP) {
+            eprintln!("# deleting OVS datapath {DP}: {e}");
         }
     }
 }
@@ -314,13 +321,16 @@ struct Settings {
     gro_max_size: Option<u32>,
 }
 
+/// What [`change_all`] sets.
+const CHANGED: Settings = Settings {
+    mtu: Some(1400),
+    headroom: Some(96),
+    gso_max_size: Some(32768),
+    gro_max_size: Some(32768),
+};
+
 fn settings(ns: &Ns, ifindex: u32) -> Result<Settings, Stop> {
-    let l = ns
-        .rt()?
-        .link_dump()?
-        .into_iter()
-        .find(|l| l.index == ifindex)
-        .ok_or_else(|| Stop::Fail(format!("no device with ifindex {ifindex}")))?;
+    let l = ns.rt()?.link_get_index(ifindex)?;
     Ok(Settings {
         mtu: l.mtu,
         headroom: l.headroom,
@@ -336,10 +346,10 @@ fn change_all(ns: &Ns, dev: &str) -> TResult {
     match rt.link_set(
         idx,
         &LinkChange {
-            mtu: Some(1400),
-            netkit_headroom: Some(96),
-            gso_max_size: Some(32768),
-            gro_max_size: Some(32768),
+            mtu: CHANGED.mtu,
+            netkit_headroom: CHANGED.headroom,
+            gso_max_size: CHANGED.gso_max_size,
+            gro_max_size: CHANGED.gro_max_size,
             ..Default::default()
         },
     ) {
@@ -382,13 +392,11 @@ pub fn lease(_: &Ctx, r: &mut Reporter) {
         check_eq!(q, 1, "the peer's new queue");
         check_eq!(lease_of(&pod, &nsim, 1)?, Some((peer, 1)), "lease before");
         change_all(&host, "nk0")?;
-        let want = Settings {
-            mtu: Some(1400),
-            headroom: Some(96),
-            gso_max_size: Some(32768),
-            gro_max_size: Some(32768),
-        };
-        check_eq!(settings(&pod, peer)?, want, "the peer followed the primary");
+        check_eq!(
+            settings(&pod, peer)?,
+            CHANGED,
+            "the peer followed the primary"
+        );
         check_eq!(
             settings(&pod, nsim.ifindex)?,
             phys_before,
@@ -422,15 +430,9 @@ pub fn lease(_: &Ctx, r: &mut Reporter) {
         let q = netdev(&pod)?.queue_create_lease(dev, nsim.ifindex, 0)?;
         check_eq!(q, 1, "the single device's new queue");
         change_all(&pod, "nks0")?;
-        let want = Settings {
-            mtu: Some(1400),
-            headroom: Some(96),
-            gso_max_size: Some(32768),
-            gro_max_size: Some(32768),
-        };
         check_eq!(
             settings(&pod, dev)?,
-            want,
+            CHANGED,
             "the single device took its own settings"
         );
         check_eq!(
