@@ -21,6 +21,10 @@ pub struct Ctx {
     pub bpf_dir: PathBuf,
     /// The nkctl binary, for the cross-check cases.
     pub nkctl: Option<PathBuf>,
+    /// `--reps N`: how many times a benchmark that repeats (the
+    /// `repeats` column of [`BENCHES`]) measures each variant inside this
+    /// boot; the host reports the median of the repetitions. 1 for cases.
+    pub reps: usize,
 }
 
 type CaseFn = fn(&Ctx, &mut harness::Reporter);
@@ -50,22 +54,38 @@ const CASES: &[(&str, u32, u64, CaseFn)] = &[
 
 type BenchFn = fn(&Ctx, &mut harness::Reporter, usize);
 
-/// (name, default size, timeout seconds, subtests, function); run by
-/// `cargo xtask bench`. The subtests are the KTAP plan, which the runner
-/// holds the results to.
-const BENCHES: &[(&str, usize, u64, u32, BenchFn)] = &[
-    ("netkit_pairs", 1000, 900, 1, bench::netkit_pairs),
-    ("tcx_attach", 1000, 900, 1, bench::tcx_attach),
-    ("tcx_ops", 100, 600, 1, bench::tcx_ops),
-    ("redirect_peer_pps", 5, 120, 1, bench::redirect_peer_pps),
-    ("tcp_stream", 5, 180, 4, bench::tcp_streams),
-    ("udp_pods", 5, 120, 2, bench::udp_pods),
-    ("vxlan_headroom", 5, 120, 1, bench::vxlan_headroom),
-    ("sock_destroy", 100, 1500, 1, bench::sock::sock_destroy),
+/// (name, default size, timeout seconds, subtests, repeats, function);
+/// run by `cargo xtask bench`. The subtests are the KTAP plan, which the
+/// runner holds the results to. A benchmark that `repeats` measures each
+/// variant `--reps` times inside one boot (the host scales its timeout by
+/// that); the others measure once and refuse `--reps` above 1.
+const BENCHES: &[(&str, usize, u64, u32, bool, BenchFn)] = &[
+    ("netkit_pairs", 1000, 900, 1, false, bench::netkit_pairs),
+    ("tcx_attach", 1000, 900, 1, false, bench::tcx_attach),
+    ("tcx_ops", 100, 600, 1, false, bench::tcx_ops),
+    (
+        "redirect_peer_pps",
+        5,
+        120,
+        1,
+        false,
+        bench::redirect_peer_pps,
+    ),
+    ("tcp_stream", 5, 180, 4, false, bench::tcp_streams),
+    ("udp_pods", 5, 120, 2, false, bench::udp_pods),
+    ("vxlan_headroom", 5, 120, 1, false, bench::vxlan_headroom),
+    (
+        "sock_destroy",
+        100,
+        1500,
+        1,
+        true,
+        bench::sock::sock_destroy,
+    ),
 ];
 
 fn usage() -> ! {
-    eprintln!("usage: nk-selftests --list | --list-bench | [--bpf-dir DIR] [--nkctl PATH] (--run CASE | --bench NAME [--size N] [--pin-cpu N]) | --golden-capture DIR");
+    eprintln!("usage: nk-selftests --list | --list-bench | [--bpf-dir DIR] [--nkctl PATH] (--run CASE | --bench NAME [--size N] [--reps N] [--pin-cpu N]) | --golden-capture DIR");
     std::process::exit(2);
 }
 
@@ -77,12 +97,14 @@ fn main() {
     let mut bench = None;
     let mut size: Option<usize> = None;
     let mut pin_cpu: Option<usize> = None;
+    let mut reps = 1;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--list-bench" => {
-                for (n, size, t, _, _) in BENCHES {
-                    println!("{n}\t{t}\t{size}");
+                for (n, size, t, _, repeats, _) in BENCHES {
+                    let r = if *repeats { "repeats" } else { "once" };
+                    println!("{n}\t{t}\t{size}\t{r}");
                 }
                 return;
             }
@@ -93,6 +115,14 @@ fn main() {
             "--size" => {
                 i += 1;
                 size = args.get(i).and_then(|s| s.parse().ok());
+            }
+            "--reps" => {
+                i += 1;
+                reps = args
+                    .get(i)
+                    .and_then(|s| s.parse().ok())
+                    .filter(|n| *n >= 1)
+                    .unwrap_or_else(|| usage());
             }
             "--pin-cpu" => {
                 i += 1;
@@ -130,11 +160,19 @@ fn main() {
         i += 1;
     }
     if let Some(b) = bench {
-        let Some((_, default, _, plan, f)) = BENCHES.iter().find(|(n, ..)| *n == b) else {
+        let Some((_, default, _, plan, repeats, f)) = BENCHES.iter().find(|(n, ..)| *n == b) else {
             eprintln!("no benchmark {b:?}; --list-bench shows them");
             std::process::exit(2);
         };
-        let ctx = Ctx { bpf_dir, nkctl };
+        if reps > 1 && !repeats {
+            eprintln!("--reps {reps}: {b} measures once per boot (--list-bench)");
+            std::process::exit(2);
+        }
+        let ctx = Ctx {
+            bpf_dir,
+            nkctl,
+            reps,
+        };
         if let Some(cpu) = pin_cpu {
             if let Err(e) = bench::insn::pin_to_cpu(cpu) {
                 eprintln!("--pin-cpu {cpu}: {e}");
@@ -150,7 +188,15 @@ fn main() {
         eprintln!("no case {name:?}; --list shows them");
         std::process::exit(2);
     };
-    let ctx = Ctx { bpf_dir, nkctl };
+    if reps > 1 {
+        eprintln!("--reps is for benchmarks (--bench), not cases");
+        std::process::exit(2);
+    }
+    let ctx = Ctx {
+        bpf_dir,
+        nkctl,
+        reps,
+    };
     let mut r = harness::Reporter::new(*plan);
     f(&ctx, &mut r);
     std::process::exit(r.exit_code());

@@ -38,6 +38,13 @@ pub struct BenchArgs {
     /// spread ((max - min) / median) over the runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub runs: u32,
+    /// Inside each boot, measure every variant this many times (odd, so
+    /// that the median is one of them) and report each metric's median
+    /// over the repetitions, with their spread, so that one background
+    /// event in one span does not move a result. For the benchmarks that
+    /// `nk-selftests --list-bench` marks `repeats` (sock_destroy), named.
+    #[arg(long, default_value_t = 1, value_parser = odd_reps)]
+    pub reps: u32,
     /// Of --runs, how many (the last ones) run with two busy processes on
     /// the host, to show how the host's load moves each metric.
     #[arg(long, default_value_t = 0)]
@@ -67,6 +74,17 @@ pub enum Measure {
     Insn,
 }
 
+/// `--reps`: 1, 3, 5, 7 or 9.
+fn odd_reps(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=9).contains(&n) && n % 2 == 1 => Ok(n),
+        Ok(n) => Err(format!(
+            "{n}: want an odd number from 1 to 9 (an even count's median is the mean of the middle two, which one outlier still moves)"
+        )),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
+}
+
 /// A benchmark metric: (bench, metric, value).
 pub type Metric = (String, String, f64);
 
@@ -93,6 +111,7 @@ pub fn run(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     let p = prepare(ctx, &args)?;
     let mut ok = true;
     let mut runs = Vec::new();
+    let mut reps = Vec::new();
     for i in 0..b.runs {
         let loaded = i >= b.runs - b.loaded_runs;
         if b.runs > 1 {
@@ -116,9 +135,10 @@ pub fn run(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
         r.counts.print();
         ok &= r.counts.ok();
         runs.push(r.metrics);
+        reps.push(r.rep_spreads);
     }
     if b.runs > 1 {
-        print_spreads(ctx, b, &runs)?;
+        print_spreads(ctx, b, &runs, &reps)?;
     }
     Ok(ok)
 }
@@ -157,44 +177,76 @@ impl Drop for HostLoad {
     }
 }
 
-/// Each metric over the runs: median, min, max, spread; also written to
-/// `target/bench/spread.json`.
-fn print_spreads(ctx: &Ctx, b: &BenchArgs, runs: &[Vec<Metric>]) -> Result<()> {
+/// Each metric over the runs: median, min, max, spread (and with
+/// `--reps`, the largest spread of the repetitions inside one boot); also
+/// written to `target/bench/spread.json`.
+fn print_spreads(
+    ctx: &Ctx,
+    b: &BenchArgs,
+    runs: &[Vec<Metric>],
+    reps: &[Vec<Metric>],
+) -> Result<()> {
     let rows = super::insn::spreads(runs);
+    let in_boot = super::insn::spreads(reps);
+    let rep_max = |r: &super::insn::Spread| {
+        in_boot
+            .iter()
+            .find(|x| x.bench == r.bench && x.metric == r.metric)
+            .map(|x| x.max())
+    };
+    // IN-BOOT: the largest spread of one boot's repetitions (--reps).
+    let in_boot_col = b.reps > 1;
     println!(
-        "{:<16} {:<44} {:>14} {:>14} {:>14} {:>8}",
-        "BENCH", "METRIC", "MEDIAN", "MIN", "MAX", "SPREAD"
+        "{:<16} {:<44} {:>14} {:>14} {:>14} {:>8}{}",
+        "BENCH",
+        "METRIC",
+        "MEDIAN",
+        "MIN",
+        "MAX",
+        "SPREAD",
+        if in_boot_col { "   IN-BOOT" } else { "" }
     );
     let mut json = Vec::new();
     for r in &rows {
+        let rm = rep_max(r);
+        let col = match (in_boot_col, rm) {
+            (false, _) => String::new(),
+            (true, Some(v)) => format!(" {:>8.2}%", v),
+            (true, None) => format!(" {:>9}", "-"),
+        };
         println!(
-            "{:<16} {:<44} {:>14.3} {:>14.3} {:>14.3} {:>7.2}%",
+            "{:<16} {:<44} {:>14.3} {:>14.3} {:>14.3} {:>7.2}%{col}",
             r.bench,
             r.metric,
             r.median(),
             r.min(),
             r.max(),
-            r.spread_pct()
+            r.spread_pct(),
         );
-        json.push(serde_json::json!({
+        let mut j = serde_json::json!({
             "bench": r.bench, "metric": r.metric, "values": r.values,
             "median": r.median(), "spread_pct": r.spread_pct(),
-        }));
+        });
+        if let Some(v) = rm {
+            j["rep_spread_pct_max"] = serde_json::json!(v);
+        }
+        json.push(j);
     }
     let out = ctx.target.join("bench").join("spread.json");
     fs::create_dir_all(out.parent().unwrap())?;
     fs::write(
         &out,
         serde_json::to_string_pretty(&serde_json::json!({
-            "runs": b.runs, "loaded_runs": b.loaded_runs,
+            "runs": b.runs, "loaded_runs": b.loaded_runs, "reps": b.reps,
             "measure": format!("{:?}", b.measure).to_lowercase(),
             "metrics": json,
         }))?,
     )?;
     eprintln!(
-        "    {} runs ({} with the host loaded); spread: {}",
+        "    {} runs ({} with the host loaded, {} repetition(s) inside each); spread: {}",
         b.runs,
         b.loaded_runs,
+        b.reps,
         out.display()
     );
     Ok(())
@@ -206,6 +258,54 @@ fn insn_plugin(ctx: &Ctx, b: &BenchArgs) -> Result<Option<PathBuf>> {
         Measure::Wall => Ok(None),
         Measure::Insn => super::insn::build_plugin(ctx).map(Some),
     }
+}
+
+/// One line of `nk-selftests --list-bench`: `name<TAB>timeout<TAB>size<TAB>repeats|once`.
+#[derive(Debug, PartialEq)]
+struct ListedBench {
+    name: String,
+    timeout: u64,
+    repeats: bool,
+}
+
+/// `--reps` above 1 is for benchmarks that repeat inside a boot; any
+/// other chosen one is refused by name.
+fn check_reps(chosen: &[ListedBench], reps: u32) -> Result<()> {
+    let once: Vec<&str> = chosen
+        .iter()
+        .filter(|a| !a.repeats)
+        .map(|a| a.name.as_str())
+        .collect();
+    if reps > 1 && !once.is_empty() {
+        let repeating: Vec<&str> = chosen
+            .iter()
+            .filter(|a| a.repeats)
+            .map(|a| a.name.as_str())
+            .collect();
+        bail!(
+            "--reps {reps}: {} cannot repeat inside a boot (only what nk-selftests --list-bench marks `repeats` can); name only benchmarks that repeat{}, or use --runs",
+            once.join(", "),
+            if repeating.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", repeating.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+fn list_bench(text: &str) -> Vec<ListedBench> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some(ListedBench {
+                name: f.first()?.to_string(),
+                timeout: f.get(1)?.parse().ok()?,
+                repeats: f.get(3) == Some(&"repeats"),
+            })
+        })
+        .collect()
 }
 
 /// The VM run of `bench` on the base (`base_only`) or the patched kernel.
@@ -228,6 +328,7 @@ fn vm_args(b: &BenchArgs, base_only: bool, insn_plugin: Option<PathBuf>) -> Vmte
         test_timeout: 900,
         bench: Some(b.names.clone()),
         bench_size: b.size,
+        bench_reps: b.reps,
         insn_plugin,
         icount,
         // One vCPU under -icount: qemu 10.0 with a plugin loaded in
@@ -246,27 +347,23 @@ fn vm_args(b: &BenchArgs, base_only: bool, insn_plugin: Option<PathBuf>) -> Vmte
 pub fn plan(args: &VmtestArgs, p: &Prepared, names: &[String], slow: u64) -> Result<Vec<Entry>> {
     let bins = &p.bins;
     let out = Command::new(&bins.selftests).arg("--list-bench").output()?;
-    let all: Vec<(String, u64)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            Some((f.first()?.to_string(), f.get(1)?.parse().ok()?))
-        })
-        .collect();
-    if let Some(n) = names.iter().find(|n| !all.iter().any(|(a, _)| a == *n)) {
+    let all = list_bench(&String::from_utf8_lossy(&out.stdout));
+    if let Some(n) = names.iter().find(|n| !all.iter().any(|a| a.name == **n)) {
         bail!(
             "no benchmark {n:?}; there are: {}",
             all.iter()
-                .map(|a| a.0.as_str())
+                .map(|a| a.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
-    let mut plan = Vec::new();
-    for (name, t) in all
+    let chosen: Vec<ListedBench> = all
         .into_iter()
-        .filter(|(n, _)| names.is_empty() || names.contains(n))
-    {
+        .filter(|a| names.is_empty() || names.contains(&a.name))
+        .collect();
+    check_reps(&chosen, args.bench_reps)?;
+    let mut plan = Vec::new();
+    for ListedBench { name, timeout, .. } in chosen {
         let mut argv = vec![
             bins.selftests.display().to_string(),
             "--bpf-dir".into(),
@@ -279,6 +376,9 @@ pub fn plan(args: &VmtestArgs, p: &Prepared, names: &[String], slow: u64) -> Res
         if let Some(s) = args.bench_size {
             argv.extend(["--size".into(), s.to_string()]);
         }
+        if args.bench_reps > 1 {
+            argv.extend(["--reps".into(), args.bench_reps.to_string()]);
+        }
         // Counted instructions: one vCPU runs the benchmark, so that its
         // count alone (`_local_insns`) leaves the other's work out.
         if args.insn_plugin.is_some() {
@@ -286,7 +386,8 @@ pub fn plan(args: &VmtestArgs, p: &Prepared, names: &[String], slow: u64) -> Res
         }
         plan.push(Entry {
             name: format!("bench.{name}"),
-            timeout: Duration::from_secs(t * slow),
+            // The listed timeout, setup included, scaled by --reps.
+            timeout: Duration::from_secs(timeout * slow * u64::from(args.bench_reps)),
             format: Format::Ktap,
             cwd: "/tmp".into(),
             argv,
@@ -342,6 +443,36 @@ fn compare(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     Ok(ok)
 }
 
+/// A run's metrics: each one's value, the median of its repetitions
+/// inside the boot (`--reps`), and for those repeated, the spread of the
+/// repetitions ((max - min) / median, in percent).
+pub struct Recorded {
+    pub metrics: Vec<Metric>,
+    pub rep_spreads: Vec<Metric>,
+}
+
+/// Folds the repetitions of each metric of one run (the same bench and
+/// name printed again) into their median, in the order of the first.
+pub fn fold_reps(raw: Vec<Metric>) -> (Vec<super::insn::Spread>, Recorded) {
+    let rows = super::insn::spreads(std::slice::from_ref(&raw));
+    let metrics = rows
+        .iter()
+        .map(|r| (r.bench.clone(), r.metric.clone(), r.median()))
+        .collect();
+    let rep_spreads = rows
+        .iter()
+        .filter(|r| r.values.len() > 1)
+        .map(|r| (r.bench.clone(), r.metric.clone(), r.spread_pct()))
+        .collect();
+    (
+        rows,
+        Recorded {
+            metrics,
+            rep_spreads,
+        },
+    )
+}
+
 /// After a run: prints the metrics of its KTAP log and writes them to
 /// `target/bench/<run>.json`, with charts.
 pub fn record(
@@ -351,20 +482,53 @@ pub fn record(
     insn: Option<&Path>,
     accel: &str,
     release: &str,
-) -> Result<Vec<Metric>> {
+) -> Result<Recorded> {
     let ktap = fs::read_to_string(ktap_log).unwrap_or_default();
-    let mut metrics = metrics(&ktap);
+    let mut raw = metrics(&ktap);
     if let Some(insn) = insn {
         let counts = fs::read_to_string(insn).unwrap_or_default();
-        metrics.extend(super::insn::metrics(&ktap, &counts)?);
+        raw.extend(super::insn::metrics(&ktap, &counts)?);
     }
-    println!("{:<14} {:<28} {:>12}", "BENCH", "METRIC", "VALUE");
-    for (b, m, v) in &metrics {
-        println!("{b:<14} {m:<28} {v:>12.4}");
+    let (rows, rec) = fold_reps(raw);
+    let repeated = !rec.rep_spreads.is_empty();
+    if repeated {
+        println!(
+            "{:<14} {:<44} {:>14} {:>5} {:>9}",
+            "BENCH", "METRIC", "MEDIAN", "REPS", "SPREAD"
+        );
+    } else {
+        println!("{:<14} {:<28} {:>12}", "BENCH", "METRIC", "VALUE");
     }
-    let json: Vec<_> = metrics
+    for r in &rows {
+        if repeated {
+            // A metric measured once (the syscall counts) has no spread.
+            let spread = if r.values.len() > 1 {
+                format!("{:>8.2}%", r.spread_pct())
+            } else {
+                format!("{:>9}", "-")
+            };
+            println!(
+                "{:<14} {:<44} {:>14.4} {:>5} {spread}",
+                r.bench,
+                r.metric,
+                r.median(),
+                r.values.len(),
+            );
+        } else {
+            println!("{:<14} {:<28} {:>12.4}", r.bench, r.metric, r.median());
+        }
+    }
+    let json: Vec<_> = rows
         .iter()
-        .map(|(b, m, v)| serde_json::json!({"bench": b, "metric": m, "value": v}))
+        .map(|r| {
+            let mut j =
+                serde_json::json!({"bench": r.bench, "metric": r.metric, "value": r.median()});
+            if r.values.len() > 1 {
+                j["repetitions"] = serde_json::json!(r.values);
+                j["rep_spread_pct"] = serde_json::json!(r.spread_pct());
+            }
+            j
+        })
         .collect();
     let out = ctx.target.join("bench").join(format!("{run_name}.json"));
     fs::create_dir_all(out.parent().unwrap())?;
@@ -376,7 +540,7 @@ pub fn record(
     )?;
     eprintln!("    metrics: {}", out.display());
     render_charts(ctx, &out);
-    Ok(metrics)
+    Ok(rec)
 }
 
 /// PNG charts of a results file, into `target/bench/charts/`.
@@ -427,4 +591,83 @@ pub fn diag_triples<T: std::str::FromStr>(ktap: &str, prefix: &str) -> Vec<(Stri
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_benchmarks() {
+        let l = list_bench(
+            "tcx_ops\t600\t100\tonce\nsock_destroy\t1500\t100\trepeats\nold\t60\nbad\tx\t1\n",
+        );
+        assert_eq!(
+            l,
+            [
+                ListedBench {
+                    name: "tcx_ops".into(),
+                    timeout: 600,
+                    repeats: false
+                },
+                ListedBench {
+                    name: "sock_destroy".into(),
+                    timeout: 1500,
+                    repeats: true
+                },
+                // An older guest binary without the column: measures once.
+                ListedBench {
+                    name: "old".into(),
+                    timeout: 60,
+                    repeats: false
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn reps_are_odd() {
+        assert_eq!(odd_reps("1"), Ok(1));
+        assert_eq!(odd_reps("9"), Ok(9));
+        for bad in ["0", "2", "11", "x"] {
+            assert!(odd_reps(bad).is_err(), "{bad}");
+        }
+        assert!(odd_reps("4")
+            .unwrap_err()
+            .contains("odd number from 1 to 9"));
+    }
+
+    #[test]
+    fn reps_only_for_benchmarks_that_repeat() {
+        let l = list_bench("tcx_ops\t600\t100\tonce\nsock_destroy\t1500\t100\trepeats\n");
+        check_reps(&l, 1).unwrap();
+        check_reps(&l[1..], 3).unwrap();
+        let e = check_reps(&l, 3).unwrap_err().to_string();
+        assert!(
+            e.contains("tcx_ops cannot repeat inside a boot") && e.contains("(sock_destroy)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn repetitions_fold_into_their_median() {
+        let m = |n: &str, v: f64| ("sd".to_string(), n.to_string(), v);
+        // One event in one of three spans does not move the result.
+        let (rows, rec) = fold_reps(vec![
+            m("a_insns", 100.0),
+            m("b_insns", 7.0),
+            m("a_insns", 130.0),
+            m("a_insns", 101.0),
+            m("speedup_x", 2.0),
+        ]);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rec.metrics,
+            [m("a_insns", 101.0), m("b_insns", 7.0), m("speedup_x", 2.0)]
+        );
+        assert_eq!(rec.rep_spreads.len(), 1);
+        let (b, n, pct) = &rec.rep_spreads[0];
+        assert_eq!((b.as_str(), n.as_str()), ("sd", "a_insns"));
+        assert!((pct - 30.0 / 101.0 * 100.0).abs() < 1e-9, "{pct}");
+    }
 }

@@ -83,6 +83,9 @@ pub struct VmtestArgs {
     /// Set by `cargo xtask bench --size`.
     #[arg(skip)]
     pub bench_size: Option<usize>,
+    /// Set by `cargo xtask bench --reps`: repetitions inside one boot.
+    #[arg(skip)]
+    pub bench_reps: u32,
     /// Set by `cargo xtask golden`: run only the netlink capture, with a
     /// writable `out/` share in the run directory.
     #[arg(skip)]
@@ -115,6 +118,7 @@ impl VmtestArgs {
             runner_selftest: false,
             bench: None,
             bench_size: None,
+            bench_reps: 1,
             golden: false,
             insn_plugin: None,
             icount: None,
@@ -144,6 +148,9 @@ pub struct Run {
     pub dir: PathBuf,
     pub report: VmReport,
     pub metrics: Vec<bench::Metric>,
+    /// Of the metrics repeated inside the boot (`bench --reps`), the
+    /// spread of their repetitions, in percent.
+    pub rep_spreads: Vec<bench::Metric>,
 }
 
 /// `cargo xtask vmtest`: the plan (N times with `--repeat`), then the
@@ -261,6 +268,7 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
             dir: PathBuf::new(),
             report: VmReport::empty(),
             metrics: vec![],
+            rep_spreads: vec![],
         });
     }
     let expected = if args.runner_selftest {
@@ -394,7 +402,10 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
         "    results: {}/results.ktap, summary.json, console.log",
         run_dir.display()
     );
-    let metrics = if args.bench.is_some() {
+    let bench::Recorded {
+        metrics,
+        rep_spreads,
+    } = if args.bench.is_some() {
         let insn = args.insn_plugin.as_ref().map(|_| run_dir.join("insn.txt"));
         bench::record(
             ctx,
@@ -405,7 +416,10 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
             &k.release,
         )?
     } else {
-        vec![]
+        bench::Recorded {
+            metrics: vec![],
+            rep_spreads: vec![],
+        }
     };
     let counts = if args.runner_selftest {
         let (passed, failed) = runner_selftest::check(&report);
@@ -422,5 +436,6 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
         dir: run_dir,
         report,
         metrics,
+        rep_spreads,
     })
 }

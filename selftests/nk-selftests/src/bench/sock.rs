@@ -81,12 +81,16 @@ fn make_netns(i: usize, bystanders: usize) -> Result<Netns, Stop> {
     })
 }
 
-/// (Re)creates the sockets connected to VICTIM: half TCP, half UDP.
+/// (Re)creates the sockets connected to VICTIM: half TCP, half UDP. The
+/// old ones are all closed first, so that the RCU callbacks and timers
+/// their closing leaves are a whole re-arm ahead of the next span.
 fn arm(nss: &mut [Netns], per_ns: usize) -> TResult {
     for ns in nss.iter_mut() {
         ns.victims.clear();
         ns.victims_udp.clear();
         ns.accepted.clear();
+    }
+    for ns in nss.iter_mut() {
         let (l, fd) = (&ns.listener, &ns.fd);
         let (v, u, a) = fd.run(|| -> Result<_, Stop> {
             let (mut v, mut u, mut a) = (vec![], vec![], vec![]);
@@ -106,6 +110,11 @@ fn arm(nss: &mut [Netns], per_ns: usize) -> TResult {
         ns.victims_udp = u;
         ns.accepted = a;
     }
+    // Idle before the span: the deferred work of the closes and connects
+    // (RCU callbacks, delayed ACKs, kworkers) runs now, not inside it.
+    // Under -icount,sleep=off an idle guest skips to its next timer, so
+    // this costs the host next to nothing.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     Ok(())
 }
 
@@ -165,25 +174,43 @@ fn nkctl_cmd(ctx: &Ctx, method: &str) -> Result<Command, Stop> {
 /// phases (setup_s, run_s, read_s, verified_insns). With `mark`, the
 /// instructions of the nkctl process's run are counted (insn.rs), and
 /// not what this process does with its output afterwards.
+///
+/// nkctl writes its report (pretty JSON, megabytes for 10,000 sockets)
+/// and its errors to files in tmpfs, truncated before the span starts,
+/// and this process only waits for it. Read through a pipe, the report
+/// arrived in as many pieces as the scheduler made of it, each costing
+/// this process a wakeup, a poll and a read, and now and then a realloc
+/// that copied its buffer: a count that changed from one boot to the
+/// next.
 fn timed(
     ctx: &Ctx,
     method: &str,
     mark: Option<String>,
 ) -> Result<(f64, u64, serde_json::Value), Stop> {
     let mut cmd = nkctl_cmd(ctx, method)?;
+    let dir = &local_nkctl(ctx)?.dir;
+    let (out_path, err_path) = (dir.join("report.json"), dir.join("stderr.txt"));
+    // Opened here, not by the spawn inside the span.
+    cmd.stdin(std::fs::File::open("/dev/null")?)
+        .stdout(std::fs::File::create(&out_path)?)
+        .stderr(std::fs::File::create(&err_path)?);
     let t = Instant::now();
     let span = mark.map(|m| super::insn::span("sock_destroy", m));
-    let out = cmd.output();
+    let status = cmd.status();
     let stopped = span.map(super::insn::Span::stop);
     let secs = t.elapsed().as_secs_f64();
-    let out = out?;
+    drop(cmd);
+    let status = status?;
+    // With --json, nkctl reports its errors on stdout.
     check!(
-        out.status.success(),
-        "nkctl --method {method}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
+        status.success(),
+        "nkctl --method {method}: {status}: {} {}",
+        std::fs::read_to_string(&err_path)?.trim(),
+        std::fs::read_to_string(&out_path)?.trim()
     );
+    let out = std::fs::read(&out_path)?;
     let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| Stop::Fail(format!("nkctl json: {e}")))?;
+        serde_json::from_slice(&out).map_err(|e| Stop::Fail(format!("nkctl json: {e}")))?;
     let n: u64 = v["netns"]
         .as_array()
         .into_iter()
@@ -261,13 +288,21 @@ fn check_bystanders(nss: &[Netns]) -> TResult {
     Ok(())
 }
 
+/// The median of a round's repetitions (their mean where even).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn metric(name: &str, v: f64) {
     println!("# bench: sock_destroy {name} {v:.4}");
 }
 
-/// Builds `n_ns` netns with `by_per_ns` bystanders each, then destroys
-/// VICTIMS sockets with each method (re-armed in between); returns the
-/// wall seconds of (bpf, diag).
 /// Sets sysctls for as long as it lives, then puts the old values back.
 struct Sysctls(Vec<(String, String)>);
 
@@ -303,6 +338,9 @@ enum Tables {
     PerNetns,
 }
 
+/// Builds `n_ns` netns with `by_per_ns` bystanders each, then destroys
+/// VICTIMS sockets with each method (re-armed in between), `--reps`
+/// times; returns the median wall seconds of (bpf, diag).
 fn round(
     ctx: &Ctx,
     n_ns: usize,
@@ -334,46 +372,55 @@ fn round(
             ""
         }
     );
-    let mut secs = [0.0; 3];
-    let mut run = [0.0; 3];
+    const METHODS: [&str; 3] = ["bpf", "pinned", "diag"];
+    let mut secs: [Vec<f64>; 3] = Default::default();
+    let mut run: [Vec<f64>; 3] = Default::default();
     let _unpin = Unpin;
-    for (k, method) in ["bpf", "pinned", "diag"].into_iter().enumerate() {
-        if method == "pinned" {
-            // Load and pin once; the measured run reuses the pins.
+    // Load and pin once; the measured `pinned` runs reuse the pins.
+    arm(&mut nss, per_ns)?;
+    timed(ctx, "pinned", None)?;
+    check_all_destroyed(&nss)?;
+    // --reps: the methods take turns, so that whatever drifts during
+    // the round reaches each of them alike. Every repetition prints the
+    // same metrics; the host reports their median, so that one background
+    // event (a kworker, an RCU batch) in one span does not move it.
+    for _ in 0..ctx.reps.max(1) {
+        for (k, method) in METHODS.into_iter().enumerate() {
             arm(&mut nss, per_ns)?;
-            timed(ctx, method, None)?;
+            let (s, n, phases) = timed(ctx, method, Some(format!("{method}_{tag}_socket")))?;
+            check_eq!(
+                n,
+                (per_ns * n_ns) as u64,
+                "{method} {tag}: sockets destroyed"
+            );
             check_all_destroyed(&nss)?;
+            metric(&format!("{method}_wall_{tag}_s"), s);
+            for p in ["setup_s", "run_s"] {
+                metric(
+                    &format!("{method}_{}_{tag}_s", p.trim_end_matches("_s")),
+                    phases[p].as_f64().unwrap_or(0.0),
+                );
+            }
+            if method != "diag" {
+                metric(
+                    &format!("{method}_verified_{tag}_insns"),
+                    phases["verified_insns"].as_f64().unwrap_or(0.0),
+                );
+            }
+            secs[k].push(s);
+            run[k].push(phases["run_s"].as_f64().unwrap_or(0.0));
         }
-        arm(&mut nss, per_ns)?;
-        let (s, n, phases) = timed(ctx, method, Some(format!("{method}_{tag}_socket")))?;
-        check_eq!(
-            n,
-            (per_ns * n_ns) as u64,
-            "{method} {tag}: sockets destroyed"
-        );
-        check_all_destroyed(&nss)?;
-        metric(&format!("{method}_wall_{tag}_s"), s);
-        run[k] = phases["run_s"].as_f64().unwrap_or(0.0);
-        for p in ["setup_s", "run_s"] {
-            metric(
-                &format!("{method}_{}_{tag}_s", p.trim_end_matches("_s")),
-                phases[p].as_f64().unwrap_or(0.0),
-            );
-        }
-        if method != "diag" {
-            metric(
-                &format!("{method}_verified_{tag}_insns"),
-                phases["verified_insns"].as_f64().unwrap_or(0.0),
-            );
-        }
-        secs[k] = s;
-        if count_syscalls {
+    }
+    if count_syscalls {
+        for method in METHODS {
             arm(&mut nss, per_ns)?;
             let calls = counted(ctx, method)?;
             check_all_destroyed(&nss)?;
             metric(&format!("{method}_{tag}_syscalls"), calls as f64);
         }
     }
+    let secs = secs.map(|v| median(&v));
+    let run = run.map(|v| median(&v));
     check_bystanders(&nss)?;
     metric(&format!("wall_speedup_{tag}_x"), secs[2] / secs[0]);
     metric(&format!("pinned_wall_speedup_{tag}_x"), secs[2] / secs[1]);
@@ -402,6 +449,10 @@ pub fn sock_destroy(ctx: &Ctx, r: &mut Reporter, n_ns: usize) {
             "--size must divide {VICTIMS}"
         );
         raise_nofile()?;
+        // One address layout for every nkctl process, as in every run:
+        // randomized, it moves the number of page-table pages and of
+        // fault-around windows that cross a 2 MiB boundary.
+        let _aslr = Sysctls::set(&[("kernel.randomize_va_space", "0")])?;
         // local_nkctl()'s copies go with the benchmark.
         struct RmLocal;
         impl Drop for RmLocal {
@@ -424,6 +475,14 @@ pub fn sock_destroy(ctx: &Ctx, r: &mut Reporter, n_ns: usize) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn median_of_repetitions() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(super::median(&[7.0]), 7.0);
+        assert_eq!(super::median(&[]), 0.0);
+    }
+
     #[test]
     fn strace_total_line() {
         let t = "% time     seconds  usecs/call     calls    errors syscall\n\
