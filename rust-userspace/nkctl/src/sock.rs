@@ -115,13 +115,7 @@ type AddrKey = (u8, u128, u16, u32, u32);
 fn addr_key(a: &SocketAddr) -> AddrKey {
     match a {
         SocketAddr::V4(v) => (0, u128::from(u32::from(*v.ip())), v.port(), 0, 0),
-        SocketAddr::V6(v) => (
-            1,
-            u128::from(*v.ip()),
-            v.port(),
-            v.flowinfo(),
-            v.scope_id(),
-        ),
+        SocketAddr::V6(v) => (1, u128::from(*v.ip()), v.port(), v.flowinfo(), v.scope_id()),
     }
 }
 
@@ -1047,7 +1041,9 @@ mod tests {
         // A fixed shuffle (an LCG), then both sorts.
         let mut x = 12345u64;
         for i in (1..v.len()).rev() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             v.swap(i, (x >> 33) as usize % (i + 1));
         }
         let mut derived = v.clone();
