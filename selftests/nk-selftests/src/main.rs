@@ -159,6 +159,11 @@ fn main() {
         }
         i += 1;
     }
+    let ctx = Ctx {
+        bpf_dir,
+        nkctl,
+        reps,
+    };
     if let Some(b) = bench {
         let Some((_, default, _, plan, repeats, f)) = BENCHES.iter().find(|(n, ..)| *n == b) else {
             eprintln!("no benchmark {b:?}; --list-bench shows them");
@@ -168,11 +173,6 @@ fn main() {
             eprintln!("--reps {reps}: {b} measures once per boot (--list-bench)");
             std::process::exit(2);
         }
-        let ctx = Ctx {
-            bpf_dir,
-            nkctl,
-            reps,
-        };
         if let Some(cpu) = pin_cpu {
             if let Err(e) = bench::insn::pin_to_cpu(cpu) {
                 eprintln!("--pin-cpu {cpu}: {e}");
@@ -192,11 +192,6 @@ fn main() {
         eprintln!("--reps is for benchmarks (--bench), not cases");
         std::process::exit(2);
     }
-    let ctx = Ctx {
-        bpf_dir,
-        nkctl,
-        reps,
-    };
     let mut r = harness::Reporter::new(*plan);
     f(&ctx, &mut r);
     std::process::exit(r.exit_code());
