@@ -446,17 +446,44 @@ pub fn import_into(patches_dir: &Path, from: &Path, range: &str) -> Result<Vec<S
     }
     fs::remove_dir_all(&tmp)?;
     let old = fs::read_to_string(patches_dir.join("series")).unwrap_or_default();
+    fs::write(patches_dir.join("series"), reimported_series(&old, &names))?;
+    Ok(names)
+}
+
+/// The series file after an import: the old header comments, then the new
+/// patch files, each with the tree the old line for it named. A patch
+/// keeps its tree by its file name, or, when its subject (and so its
+/// name) changed, by its place in a series of the same length.
+fn reimported_series(old: &str, names: &[String]) -> String {
     let mut series: String = old
         .lines()
         .take_while(|l| l.starts_with('#'))
         .map(|l| format!("{l}\n"))
         .collect();
-    for n in &names {
+    let entries: Vec<(&str, Option<&str>)> = old
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next().unwrap_or_default(), w.next())
+        })
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        let tree = entries
+            .iter()
+            .find(|(f, _)| f == n)
+            .map(|(_, t)| *t)
+            .or_else(|| (entries.len() == names.len()).then(|| entries[i].1))
+            .flatten();
         series.push_str(n);
+        if let Some(t) = tree {
+            series.push(' ');
+            series.push_str(t);
+        }
         series.push('\n');
     }
-    fs::write(patches_dir.join("series"), series)?;
-    Ok(names)
+    series
 }
 
 /// `cargo xtask series import`.
@@ -583,6 +610,26 @@ mod tests {
         assert_eq!(cover_body(body, 2), "Body.\n\nChanges in v2:\n- b");
         assert!(cover_body(body, 3).contains("- c"));
         assert_eq!(split_cover("net: subject\n\nBody\n").0, "net: subject");
+    }
+
+    /// A re-import keeps the tree each patch is posted to: by name, or by
+    /// place when a subject changed; a series of another length keeps
+    /// only what matches by name.
+    #[test]
+    fn reimport_keeps_each_patch_s_tree() {
+        let old = "# header\n0001-a.patch bpf\n0002-b.patch net-next\n\n0003-c.patch\n";
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            reimported_series(
+                old,
+                &names(&["0001-a.patch", "0002-b-renamed.patch", "0003-c.patch"])
+            ),
+            "# header\n0001-a.patch bpf\n0002-b-renamed.patch net-next\n0003-c.patch\n"
+        );
+        assert_eq!(
+            reimported_series(old, &names(&["0001-a.patch", "0002-new.patch"])),
+            "# header\n0001-a.patch bpf\n0002-new.patch\n"
+        );
     }
 
     /// import, then apply and export, gives what format-patch gives from
