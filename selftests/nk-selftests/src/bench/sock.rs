@@ -347,7 +347,6 @@ fn round(
     by_per_ns: usize,
     tables: Tables,
     count_syscalls: bool,
-    warm_up: bool,
 ) -> Result<(f64, f64), Stop> {
     let t = Instant::now();
     let own = (tables == Tables::PerNetns)
@@ -381,19 +380,6 @@ fn round(
     arm(&mut nss, per_ns)?;
     timed(ctx, "pinned", None)?;
     check_all_destroyed(&nss)?;
-    if warm_up {
-        // The first round after boot is the first to fill the slab
-        // caches and per-cpu lists that every later destroy reuses (the
-        // sockets, their RSTs, the iterator's batches, nkctl's pages).
-        // Its first spans met those caches cold, and they alone moved
-        // by up to 0.65% between repetitions, so one unmeasured pass of
-        // each method comes first.
-        for method in METHODS {
-            arm(&mut nss, per_ns)?;
-            timed(ctx, method, None)?;
-            check_all_destroyed(&nss)?;
-        }
-    }
     // --reps: the methods take turns, so that whatever drifts during
     // the round reaches each of them alike. Every repetition prints the
     // same metrics; the host reports their median, so that one background
@@ -478,19 +464,11 @@ pub fn sock_destroy(ctx: &Ctx, r: &mut Reporter, n_ns: usize) {
         let _rm = RmLocal;
         // Scaling: few netns, many netns, many netns plus bystanders in
         // the shared tables, and the same with per-netns tables.
-        // The first round warms up first: it is the first after boot.
-        round(ctx, (n_ns / 10).max(1), 0, Tables::Shared, false, true)?;
-        round(ctx, n_ns, 0, Tables::Shared, false, false)?;
-        round(ctx, n_ns, BYSTANDERS / n_ns, Tables::Shared, true, false)?;
-        round(ctx, n_ns, BYSTANDERS / n_ns, Tables::PerNetns, true, false)?;
-        round(
-            ctx,
-            n_ns,
-            MANY_BYSTANDERS / n_ns,
-            Tables::Shared,
-            false,
-            false,
-        )?;
+        round(ctx, (n_ns / 10).max(1), 0, Tables::Shared, false)?;
+        round(ctx, n_ns, 0, Tables::Shared, false)?;
+        round(ctx, n_ns, BYSTANDERS / n_ns, Tables::Shared, true)?;
+        round(ctx, n_ns, BYSTANDERS / n_ns, Tables::PerNetns, true)?;
+        round(ctx, n_ns, MANY_BYSTANDERS / n_ns, Tables::Shared, false)?;
         Ok(())
     });
 }
