@@ -115,7 +115,43 @@ fn arm(nss: &mut [Netns], per_ns: usize) -> TResult {
     // Under -icount,sleep=off an idle guest skips to its next timer, so
     // this costs the host next to nothing.
     std::thread::sleep(std::time::Duration::from_millis(300));
+    // Then the slab allocator starts every span from the same state; the
+    // second idle lets the RCU callbacks of the flushed sheaves run.
+    shrink_slabs()?;
+    std::thread::sleep(std::time::Duration::from_millis(100));
     Ok(())
+}
+
+/// Shrinks every slab cache (`/sys/kernel/slab/<cache>/shrink`): SLUB
+/// flushes its per-CPU sheaves and the node's barn back into the slabs,
+/// sorts the partial slabs by how full they are and frees the empty ones.
+///
+/// Without it, how many of a span's frees find a full sheaf (and go to
+/// `__slab_free()`, some 300 instructions each) depended on what the
+/// allocator was left holding by the re-arm before it: 0.22 to 0.35 slow
+/// frees per destroyed socket, from one repetition to the next, which was
+/// the whole of the pinned method's 0.5% kernel spread (the diagnostic
+/// run of 2026-12-02 in docs/results.md). Aliases (the symlinks of merged
+/// caches) are skipped: each cache is shrunk once. Returns how many were.
+fn shrink_slabs() -> Result<usize, Stop> {
+    const DIR: &str = "/sys/kernel/slab";
+    let entries = std::fs::read_dir(DIR).map_err(|e| {
+        Stop::Fail(format!(
+            "{DIR}: {e} (the benchmark needs SLUB's sysfs: CONFIG_SYSFS, not CONFIG_SLUB_TINY)"
+        ))
+    })?;
+    let mut n = 0;
+    for e in entries {
+        let e = e?;
+        if e.file_type()?.is_symlink() {
+            continue;
+        }
+        let p = e.path().join("shrink");
+        std::fs::write(&p, "1").map_err(|err| Stop::Fail(format!("{}: {err}", p.display())))?;
+        n += 1;
+    }
+    check!(n > 0, "{DIR}: no slab cache to shrink");
+    Ok(n)
 }
 
 /// Where the `pinned` runs keep the loaded program.
