@@ -130,10 +130,12 @@ fn arm(nss: &mut [Netns], per_ns: usize) -> TResult {
 /// `__slab_free()`, some 300 instructions each) depended on what the
 /// allocator was left holding by the re-arm before it: 0.22 to 0.35 slow
 /// frees per destroyed socket, from one repetition to the next, which was
-/// the whole of the pinned method's 0.5% kernel spread (the diagnostic
-/// run of 2026-12-02 in docs/results.md). Aliases (the symlinks of merged
-/// caches) are skipped: each cache is shrunk once. Returns how many were.
-fn shrink_slabs() -> Result<usize, Stop> {
+/// all that moved inside one boot in the pinned method's kernel count
+/// (the diagnostic run of 2026-12-02 in docs/results.md). It narrows the
+/// spreads but does not remove a part that is set per boot (session 13
+/// there). Aliases (the symlinks of merged caches) are skipped: each
+/// cache is shrunk once.
+fn shrink_slabs() -> TResult {
     const DIR: &str = "/sys/kernel/slab";
     let entries = std::fs::read_dir(DIR).map_err(|e| {
         Stop::Fail(format!(
@@ -151,7 +153,7 @@ fn shrink_slabs() -> Result<usize, Stop> {
         n += 1;
     }
     check!(n > 0, "{DIR}: no slab cache to shrink");
-    Ok(n)
+    Ok(())
 }
 
 /// Where the `pinned` runs keep the loaded program.
