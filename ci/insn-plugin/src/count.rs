@@ -55,12 +55,17 @@ impl Slot {
 }
 
 /// The plugin's arguments: `out=PATH` (where reports go; QEMU's log
-/// otherwise) and up to [`MAX_FUNCS`] `func=NAME@0xADDR` (kernel functions
-/// whose entries are counted).
+/// otherwise), up to [`MAX_FUNCS`] `func=NAME@0xADDR` (kernel functions
+/// whose entries are counted), and for a profile, `syms=PATH` (the
+/// kernel's text symbols, `ADDR NAME` per line) with `prof=PATH` (where
+/// the profile lines go): the kernel instructions between the markers,
+/// per function.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Args {
     pub out: Option<String>,
     pub funcs: Vec<(String, u64)>,
+    pub syms: Option<String>,
+    pub prof: Option<String>,
 }
 
 pub fn parse_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Args, String> {
@@ -71,6 +76,8 @@ pub fn parse_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Args, S
             .ok_or_else(|| format!("nk-insn-plugin: argument {arg:?} is not key=value"))?;
         match k {
             "out" => a.out = Some(v.to_string()),
+            "syms" => a.syms = Some(v.to_string()),
+            "prof" => a.prof = Some(v.to_string()),
             "func" => {
                 let (name, addr) = v.split_once('@').ok_or_else(|| {
                     format!("nk-insn-plugin: func={v:?}: expected NAME@0xADDRESS")
@@ -87,12 +94,88 @@ pub fn parse_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Args, S
             }
             _ => {
                 return Err(format!(
-                    "nk-insn-plugin: unknown argument {k:?} (out=, func=)"
+                    "nk-insn-plugin: unknown argument {k:?} (out=, func=, syms=, prof=)"
                 ))
             }
         }
     }
+    if a.syms.is_some() != a.prof.is_some() {
+        return Err("nk-insn-plugin: a profile needs both syms= and prof=".to_string());
+    }
     Ok(a)
+}
+
+/// The kernel's text symbols, sorted by address: a profile's buckets. A
+/// block is charged to the symbol at or below its first address; blocks
+/// below the first symbol go to bucket 0, `(below text)`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Syms {
+    pub addrs: Vec<u64>,
+    pub names: Vec<String>,
+}
+
+impl Syms {
+    /// Parses `ADDR NAME` lines (hex address, with or without 0x), in any
+    /// order; a duplicate address keeps its first name.
+    pub fn parse(text: &str) -> Result<Syms, String> {
+        let mut v: Vec<(u64, &str)> = Vec::new();
+        for (n, l) in text.lines().enumerate() {
+            let mut f = l.split_whitespace();
+            let (Some(a), Some(name), None) = (f.next(), f.next(), f.next()) else {
+                return Err(format!(
+                    "nk-insn-plugin: syms line {}: expected ADDR NAME, got {l:?}",
+                    n + 1
+                ));
+            };
+            let hex = a.strip_prefix("0x").unwrap_or(a);
+            let addr = u64::from_str_radix(hex, 16)
+                .map_err(|_| format!("nk-insn-plugin: syms line {}: bad address {a:?}", n + 1))?;
+            v.push((addr, name));
+        }
+        if v.is_empty() {
+            return Err("nk-insn-plugin: syms: no symbol".to_string());
+        }
+        v.sort_by_key(|&(a, _)| a);
+        v.dedup_by_key(|&mut (a, _)| a);
+        let mut s = Syms {
+            addrs: vec![0],
+            names: vec!["(below text)".to_string()],
+        };
+        for (a, n) in v {
+            s.addrs.push(a);
+            s.names.push(n.to_string());
+        }
+        Ok(s)
+    }
+
+    /// The bucket of an address: the last symbol at or below it.
+    pub fn index(&self, addr: u64) -> usize {
+        self.addrs.partition_point(|&a| a <= addr).saturating_sub(1)
+    }
+}
+
+/// One profile line: `prof mark=N NAME=COUNT ...`, the functions that ran
+/// between a start and a stop marker, most instructions first (ties by
+/// name), summed over the vCPUs.
+pub fn profile_line(n: u64, syms: &Syms, per_cpu: &[Vec<u64>]) -> String {
+    let mut sum = vec![0u64; syms.names.len()];
+    for c in per_cpu {
+        for (s, v) in sum.iter_mut().zip(c) {
+            *s += v;
+        }
+    }
+    let mut hot: Vec<(u64, &str)> = sum
+        .iter()
+        .zip(&syms.names)
+        .filter(|(c, _)| **c > 0)
+        .map(|(c, n)| (*c, n.as_str()))
+        .collect();
+    hot.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let mut line = format!("prof mark={n}");
+    for (c, name) in hot {
+        line.push_str(&format!(" {name}={c}"));
+    }
+    line
 }
 
 /// One report line: `insn mark=N vcpu=V user=U kernel=K total=T cpu0=U/K
@@ -160,6 +243,39 @@ mod tests {
         assert!(parse_args(many.iter().map(String::as_str))
             .unwrap_err()
             .contains("at most"));
+    }
+
+    #[test]
+    fn profile_args_come_in_pairs() {
+        let a = parse_args(["syms=/s", "prof=/p"]).unwrap();
+        assert_eq!(
+            (a.syms.as_deref(), a.prof.as_deref()),
+            (Some("/s"), Some("/p"))
+        );
+        assert!(parse_args(["syms=/s"]).unwrap_err().contains("both"));
+        assert!(parse_args(["prof=/p"]).unwrap_err().contains("both"));
+    }
+
+    #[test]
+    fn syms_bucket_by_the_symbol_below() {
+        let s = Syms::parse("ffffffff81000200 b\nffffffff81000100 a\n0xffffffff81000300 c\nffffffff81000300 c_alias\n").unwrap();
+        assert_eq!(s.names, ["(below text)", "a", "b", "c"]);
+        assert_eq!(s.index(0x1000), 0);
+        assert_eq!(s.index(0xffff_ffff_8100_0100), 1);
+        assert_eq!(s.index(0xffff_ffff_8100_01ff), 1);
+        assert_eq!(s.index(0xffff_ffff_8100_0200), 2);
+        assert_eq!(s.index(u64::MAX), 3);
+        assert!(Syms::parse("").unwrap_err().contains("no symbol"));
+        assert!(Syms::parse("zz a\n").unwrap_err().contains("bad address"));
+        assert!(Syms::parse("ff a b\n").unwrap_err().contains("line 1"));
+    }
+
+    #[test]
+    fn profile_line_sums_vcpus_hottest_first() {
+        let s = Syms::parse("10 a\n20 b\n30 c\n").unwrap();
+        let line = profile_line(4, &s, &[vec![0, 5, 0, 7], vec![0, 5, 2, 1]]);
+        assert_eq!(line, "prof mark=4 a=10 c=8 b=2");
+        assert_eq!(profile_line(0, &s, &[vec![0; 4]]), "prof mark=0");
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //!   address: the entries of a kernel function (addresses from
 //!   System.map; nkdev's kernels have no KASLR).
 //!
+//! - `syms=PATH,prof=PATH`: a profile. Each kernel block also adds its
+//!   instructions to the counter of the text symbol it starts in (one
+//!   inline op more per block; the symbol is looked up once, at
+//!   translation), and each stop appends `prof mark=N NAME=COUNT ...` to
+//!   the prof file: where the kernel instructions of the span went.
+//!
 //! Counts are per translation block, so a block cut short by an
 //! exception counts whole; interrupts (timer ticks, 9p) arrive in host
 //! time and are counted too. That is the spread the benchmark reports.
@@ -28,7 +34,7 @@ use std::fs::File;
 use std::io::Write;
 use std::sync::Mutex;
 
-use count::{Marker, Slot, MAX_FUNCS};
+use count::{Marker, Slot, Syms, MAX_FUNCS};
 use qemu_plugin_sys as sys;
 
 /// The plugin API version this plugin is built for (QEMU 10.0 speaks 4).
@@ -41,6 +47,37 @@ struct State {
     out: Option<File>,
     start: Option<Vec<Slot>>,
     marks: u64,
+    prof: Option<Profile>,
+}
+
+/// The profile: one u64 per symbol and vCPU, in a scoreboard of its own.
+struct Profile {
+    score: *mut sys::qemu_plugin_scoreboard,
+    syms: Syms,
+    out: File,
+    start: Option<Vec<Vec<u64>>>,
+}
+
+impl Profile {
+    /// Every vCPU's per-symbol counters now.
+    fn snapshot(&self) -> Vec<Vec<u64>> {
+        // SAFETY: a plain query of QEMU's vCPU count.
+        let n = unsafe { sys::qemu_plugin_num_vcpus() }.max(0) as c_uint;
+        let len = self.syms.names.len();
+        (0..n)
+            .map(|i| {
+                // SAFETY: the scoreboard's entries are `len` u64s (made so
+                // at install) and i < the number of vCPUs; aligned u64
+                // reads of counters other vCPUs add to see either value.
+                unsafe {
+                    let p = sys::qemu_plugin_scoreboard_find(self.score, i) as *const u64;
+                    (0..len)
+                        .map(|k| std::ptr::read_volatile(p.add(k)))
+                        .collect()
+                }
+            })
+            .collect()
+    }
 }
 
 // SAFETY: the scoreboard pointer is created once at install and never
@@ -92,6 +129,32 @@ unsafe extern "C" fn on_mark(vcpu: c_uint, udata: *mut c_void) {
     let Ok(mut g) = STATE.lock() else { return };
     let Some(st) = g.as_mut() else { return };
     let now = snapshot(st.score);
+    if let Some(p) = st.prof.as_mut() {
+        let pnow = p.snapshot();
+        match kind {
+            Marker::Start => p.start = Some(pnow),
+            Marker::Stop => {
+                let line = match p.start.take() {
+                    Some(start) => {
+                        let d: Vec<Vec<u64>> = pnow
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| match start.get(i) {
+                                Some(s) => {
+                                    c.iter().zip(s).map(|(a, b)| a.wrapping_sub(*b)).collect()
+                                }
+                                None => c.clone(),
+                            })
+                            .collect();
+                        count::profile_line(st.marks, &p.syms, &d)
+                    }
+                    None => format!("prof mark={} error=stop-without-start", st.marks),
+                };
+                let _ = writeln!(p.out, "{line}");
+                let _ = p.out.flush();
+            }
+        }
+    }
     match kind {
         Marker::Start => st.start = Some(now),
         Marker::Stop => {
@@ -125,17 +188,22 @@ unsafe extern "C" fn on_tb_trans(_id: sys::qemu_plugin_id_t, tb: *mut sys::qemu_
     // valid until it returns; so are the instruction handles taken from it.
     unsafe {
         let n = sys::qemu_plugin_tb_n_insns(tb);
-        let at = if count::is_kernel(sys::qemu_plugin_tb_vaddr(tb)) {
-            KERNEL
-        } else {
-            USER
-        };
+        let va = sys::qemu_plugin_tb_vaddr(tb);
+        let at = if count::is_kernel(va) { KERNEL } else { USER };
         sys::qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(
             tb,
             sys::qemu_plugin_op::QEMU_PLUGIN_INLINE_ADD_U64,
             entry(st.score, at),
             n as u64,
         );
+        if let (Some(p), true) = (st.prof.as_ref(), at == KERNEL) {
+            sys::qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(
+                tb,
+                sys::qemu_plugin_op::QEMU_PLUGIN_INLINE_ADD_U64,
+                entry(p.score, 8 * p.syms.index(va)),
+                n as u64,
+            );
+        }
         for i in 0..n {
             let insn = sys::qemu_plugin_tb_get_insn(tb, i);
             let va = sys::qemu_plugin_insn_vaddr(insn);
@@ -193,15 +261,46 @@ pub unsafe extern "C" fn qemu_plugin_install(
             return -1;
         }
     };
+    let open = |key: &str, p: &str| match File::options().create(true).append(true).open(p) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            say(&format!("nk-insn-plugin: cannot open {key}={p}: {e}"));
+            None
+        }
+    };
     let out = match &a.out {
-        Some(p) => match File::options().create(true).append(true).open(p) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                say(&format!("nk-insn-plugin: cannot open out={p}: {e}"));
-                return -1;
-            }
+        Some(p) => match open("out", p) {
+            Some(f) => Some(f),
+            None => return -1,
         },
         None => None,
+    };
+    let prof = match (&a.syms, &a.prof) {
+        (Some(sp), Some(pp)) => {
+            let syms = match std::fs::read_to_string(sp)
+                .map_err(|e| format!("nk-insn-plugin: cannot read syms={sp}: {e}"))
+                .and_then(|t| Syms::parse(&t))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    say(&e);
+                    return -1;
+                }
+            };
+            let Some(out) = open("prof", pp) else {
+                return -1;
+            };
+            // SAFETY: allocates a zeroed scoreboard with one u64 per
+            // symbol in each vCPU's entry.
+            let score = unsafe { sys::qemu_plugin_scoreboard_new(8 * syms.names.len()) };
+            Some(Profile {
+                score,
+                syms,
+                out,
+                start: None,
+            })
+        }
+        _ => None,
     };
     debug_assert!(a.funcs.len() <= MAX_FUNCS);
     // SAFETY: allocates a zeroed scoreboard of Slot-sized entries, one per
@@ -213,6 +312,7 @@ pub unsafe extern "C" fn qemu_plugin_install(
         out,
         start: None,
         marks: 0,
+        prof,
     });
     // SAFETY: registers a callback with the signature QEMU expects.
     unsafe { sys::qemu_plugin_register_vcpu_tb_trans_cb(id, Some(on_tb_trans)) };

@@ -56,6 +56,12 @@ pub struct BenchArgs {
     /// TCG's multi-threaded mode, two vCPUs and the host's clock.
     #[arg(long, value_enum, default_value = "insn")]
     pub clock: Clock,
+    /// With --measure insn: also count kernel instructions by function
+    /// (the plugin's profile) and print, for each measured span, the
+    /// functions whose count moved most between repetitions (one run) or
+    /// between runs (--runs); all of it in target/bench/profile.json.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -97,6 +103,12 @@ pub fn run(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
             b.runs
         );
     }
+    if b.profile && b.measure != Measure::Insn {
+        bail!("--profile needs --measure insn: the profile comes from the instruction-counting plugin");
+    }
+    if b.profile && b.compare_base {
+        bail!("--profile is for one kernel's runs; it cannot be combined with --compare-base");
+    }
     if b.measure == Measure::Insn && b.kvm == KvmMode::On {
         bail!("--measure insn needs TCG: the plugin counts what TCG translates (drop --kvm on)");
     }
@@ -112,6 +124,7 @@ pub fn run(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     let mut ok = true;
     let mut runs = Vec::new();
     let mut reps = Vec::new();
+    let mut profiles = super::profile::Profiles::new();
     for i in 0..b.runs {
         let loaded = i >= b.runs - b.loaded_runs;
         if b.runs > 1 {
@@ -136,9 +149,19 @@ pub fn run(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
         ok &= r.counts.ok();
         runs.push(r.metrics);
         reps.push(r.rep_spreads);
+        for (k, v) in r.profile {
+            profiles.entry(k).or_default().extend(v);
+        }
     }
     if b.runs > 1 {
         print_spreads(ctx, b, &runs, &reps)?;
+        if b.profile {
+            super::profile::report(
+                &super::profile::rows(&profiles),
+                &format!("{} runs, each the median of its repetitions", b.runs),
+                &ctx.target.join("bench").join("profile.json"),
+            )?;
+        }
     }
     Ok(ok)
 }
@@ -331,6 +354,7 @@ fn vm_args(b: &BenchArgs, base_only: bool, insn_plugin: Option<PathBuf>) -> Vmte
         bench_reps: b.reps,
         insn_plugin,
         icount,
+        insn_profile: b.profile,
         // One vCPU under -icount: qemu 10.0 with a plugin loaded in
         // single-threaded TCG does not bring up a second vCPU (with
         // -icount it hangs in smpboot, without it the new vCPU faults).
@@ -446,9 +470,13 @@ fn compare(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
 /// A run's metrics: each one's value, the median of its repetitions
 /// inside the boot (`--reps`), and for those repeated, the spread of the
 /// repetitions ((max - min) / median, in percent).
+#[derive(Default)]
 pub struct Recorded {
     pub metrics: Vec<Metric>,
     pub rep_spreads: Vec<Metric>,
+    /// With a profile: by function, the repetitions folded into their
+    /// median.
+    pub profile: super::profile::Profiles,
 }
 
 /// Folds the repetitions of each metric of one run (the same bench and
@@ -469,6 +497,7 @@ pub fn fold_reps(raw: Vec<Metric>) -> (Vec<super::insn::Spread>, Recorded) {
         Recorded {
             metrics,
             rep_spreads,
+            profile: Default::default(),
         },
     )
 }
@@ -480,6 +509,7 @@ pub fn record(
     run_name: &str,
     ktap_log: &Path,
     insn: Option<&Path>,
+    prof: Option<&Path>,
     accel: &str,
     release: &str,
 ) -> Result<Recorded> {
@@ -489,7 +519,20 @@ pub fn record(
         let counts = fs::read_to_string(insn).unwrap_or_default();
         raw.extend(super::insn::metrics(&ktap, &counts)?);
     }
-    let (rows, rec) = fold_reps(raw);
+    let (rows, mut rec) = fold_reps(raw);
+    if let Some(prof) = prof {
+        let text = fs::read_to_string(prof)
+            .map_err(|e| anyhow::anyhow!("{}: {e} (the plugin's profile)", prof.display()))?;
+        let p = super::profile::of_run(&ktap, &text)?;
+        super::profile::report(
+            &super::profile::rows(&p),
+            "this boot's repetitions",
+            &ctx.target
+                .join("bench")
+                .join(format!("{run_name}-profile.json")),
+        )?;
+        rec.profile = super::profile::fold(&p);
+    }
     let repeated = !rec.rep_spreads.is_empty();
     if repeated {
         println!(

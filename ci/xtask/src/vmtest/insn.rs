@@ -48,15 +48,29 @@ pub fn build_plugin(ctx: &Ctx) -> Result<PathBuf> {
 }
 
 /// The `-plugin` argument: the plugin, its output file, and the entry
-/// addresses of [`FUNCS`] from the kernel's System.map.
-pub fn plugin_arg(so: &Path, out: &Path, system_map: &Path) -> Result<String> {
+/// addresses of [`FUNCS`] from the kernel's System.map. With `profile`
+/// (`--profile`: the symbols file to write, the profile's output), the
+/// plugin also charges kernel instructions to functions.
+pub fn plugin_arg(
+    so: &Path,
+    out: &Path,
+    system_map: &Path,
+    profile: Option<(&Path, &Path)>,
+) -> Result<String> {
     let map = fs::read_to_string(system_map)
         .with_context(|| format!("reading {}", system_map.display()))?;
     let mut arg = format!("{},out={}", so.display(), out.display());
     for (name, addr) in func_addrs(&map, FUNCS) {
         arg.push_str(&format!(",func={name}@0x{addr:x}"));
     }
-    for p in [so, out] {
+    let mut paths = vec![so, out];
+    if let Some((syms, prof)) = profile {
+        fs::write(syms, super::profile::syms_file(&map)?)
+            .with_context(|| format!("writing {}", syms.display()))?;
+        arg.push_str(&format!(",syms={},prof={}", syms.display(), prof.display()));
+        paths.extend([syms, prof]);
+    }
+    for p in paths {
         if p.display().to_string().contains(',') {
             bail!("{}: a -plugin path may not contain a comma", p.display());
         }
@@ -376,5 +390,34 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].median(), 100.0);
         assert!((s[0].spread_pct() - 0.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn plugin_arg_with_and_without_a_profile() {
+        let dir = std::env::temp_dir().join(format!("nk-insn-arg-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let map = dir.join("System.map");
+        fs::write(
+            &map,
+            "ffffffff81000000 T _stext\nffffffff81a0b0c0 T pskb_expand_head\nffffffff82000000 D x\n",
+        )
+        .unwrap();
+        let (so, out) = (Path::new("/p/plugin.so"), Path::new("/r/insn.txt"));
+        assert_eq!(
+            plugin_arg(so, out, &map, None).unwrap(),
+            "/p/plugin.so,out=/r/insn.txt,func=pskb_expand_head@0xffffffff81a0b0c0"
+        );
+        let syms = dir.join("syms.txt");
+        let arg = plugin_arg(so, out, &map, Some((&syms, Path::new("/r/prof.txt")))).unwrap();
+        assert!(arg.ends_with(&format!(",syms={},prof=/r/prof.txt", syms.display())));
+        assert_eq!(
+            fs::read_to_string(&syms).unwrap(),
+            "ffffffff81000000 _stext\nffffffff81a0b0c0 pskb_expand_head\n"
+        );
+        let err = plugin_arg(so, out, &map, Some((&syms, Path::new("/r/a,b"))))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("may not contain a comma"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

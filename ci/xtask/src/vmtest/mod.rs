@@ -17,6 +17,7 @@ mod build;
 mod counts;
 mod insn;
 pub mod plan;
+mod profile;
 mod runner_selftest;
 mod skips;
 mod test;
@@ -98,6 +99,10 @@ pub struct VmtestArgs {
     /// shift=N` (see `VmSpec::icount`).
     #[arg(skip)]
     pub icount: Option<u32>,
+    /// Set by `cargo xtask bench --profile`: the plugin also writes
+    /// kernel instructions by function (`prof.txt`).
+    #[arg(skip)]
+    pub insn_profile: bool,
 }
 
 impl VmtestArgs {
@@ -122,6 +127,7 @@ impl VmtestArgs {
             golden: false,
             insn_plugin: None,
             icount: None,
+            insn_profile: false,
         }
     }
 }
@@ -151,6 +157,9 @@ pub struct Run {
     /// Of the metrics repeated inside the boot (`bench --reps`), the
     /// spread of their repetitions, in percent.
     pub rep_spreads: Vec<bench::Metric>,
+    /// With `bench --profile`: kernel instructions per operation by
+    /// function, the boot's repetitions folded into their median.
+    pub profile: profile::Profiles,
 }
 
 /// `cargo xtask vmtest`: the plan (N times with `--repeat`), then the
@@ -269,6 +278,7 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
             report: VmReport::empty(),
             metrics: vec![],
             rep_spreads: vec![],
+            profile: Default::default(),
         });
     }
     let expected = if args.runner_selftest {
@@ -325,10 +335,13 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
                 if accel != vm::Accel::Tcg {
                     bail!("--measure insn needs TCG (the plugin counts what TCG translates); run with --kvm off");
                 }
+                let (syms, prof) = (run_dir.join("syms.txt"), run_dir.join("prof.txt"));
                 Some(insn::plugin_arg(
                     so,
                     &run_dir.join("insn.txt"),
                     &k.build.join("System.map"),
+                    args.insn_profile
+                        .then_some((syms.as_path(), prof.as_path())),
                 )?)
             }
             None => None,
@@ -405,21 +418,21 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
     let bench::Recorded {
         metrics,
         rep_spreads,
+        profile,
     } = if args.bench.is_some() {
         let insn = args.insn_plugin.as_ref().map(|_| run_dir.join("insn.txt"));
+        let prof = args.insn_profile.then(|| run_dir.join("prof.txt"));
         bench::record(
             ctx,
             &run_name,
             &ktap_log,
             insn.as_deref(),
+            prof.as_deref(),
             accel.name(),
             &k.release,
         )?
     } else {
-        bench::Recorded {
-            metrics: vec![],
-            rep_spreads: vec![],
-        }
+        bench::Recorded::default()
     };
     let counts = if args.runner_selftest {
         let (passed, failed) = runner_selftest::check(&report);
@@ -437,5 +450,6 @@ pub fn run_prepared(ctx: &Ctx, args: &VmtestArgs, p: &Prepared) -> Result<Run> {
         report,
         metrics,
         rep_spreads,
+        profile,
     })
 }
