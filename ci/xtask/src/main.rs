@@ -150,3 +150,15 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap checks a command line's definition only when that command is
+    /// parsed: two flags of one name in a subcommand (`bench --profile`
+    /// next to the kernel's `--profile`) passed every other test.
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -61,7 +61,7 @@ pub struct BenchArgs {
     /// functions whose count moved most between repetitions (one run) or
     /// between runs (--runs); all of it in target/bench/profile.json.
     #[arg(long)]
-    pub profile: bool,
+    pub by_function: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -103,11 +103,11 @@ pub fn run(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
             b.runs
         );
     }
-    if b.profile && b.measure != Measure::Insn {
-        bail!("--profile needs --measure insn: the profile comes from the instruction-counting plugin");
+    if b.by_function && b.measure != Measure::Insn {
+        bail!("--by-function needs --measure insn: the profile comes from the instruction-counting plugin");
     }
-    if b.profile && b.compare_base {
-        bail!("--profile is for one kernel's runs; it cannot be combined with --compare-base");
+    if b.by_function && b.compare_base {
+        bail!("--by-function is for one kernel's runs; it cannot be combined with --compare-base");
     }
     if b.measure == Measure::Insn && b.kvm == KvmMode::On {
         bail!("--measure insn needs TCG: the plugin counts what TCG translates (drop --kvm on)");
@@ -155,7 +155,7 @@ pub fn run(ctx: &Ctx, b: &BenchArgs) -> Result<bool> {
     }
     if b.runs > 1 {
         print_spreads(ctx, b, &runs, &reps)?;
-        if b.profile {
+        if b.by_function {
             super::profile::report(
                 &super::profile::rows(&profiles),
                 &format!("{} runs, each the median of its repetitions", b.runs),
@@ -354,7 +354,7 @@ fn vm_args(b: &BenchArgs, base_only: bool, insn_plugin: Option<PathBuf>) -> Vmte
         bench_reps: b.reps,
         insn_plugin,
         icount,
-        insn_profile: b.profile,
+        insn_profile: b.by_function,
         // One vCPU under -icount: qemu 10.0 with a plugin loaded in
         // single-threaded TCG does not bring up a second vCPU (with
         // -icount it hangs in smpboot, without it the new vCPU faults).

@@ -49,7 +49,7 @@ pub fn build_plugin(ctx: &Ctx) -> Result<PathBuf> {
 
 /// The `-plugin` argument: the plugin, its output file, and the entry
 /// addresses of [`FUNCS`] from the kernel's System.map. With `profile`
-/// (`--profile`: the symbols file to write, the profile's output), the
+/// (`--by-function`: the symbols file to write, the profile's output), the
 /// plugin also charges kernel instructions to functions.
 pub fn plugin_arg(
     so: &Path,

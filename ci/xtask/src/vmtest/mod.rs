@@ -99,7 +99,7 @@ pub struct VmtestArgs {
     /// shift=N` (see `VmSpec::icount`).
     #[arg(skip)]
     pub icount: Option<u32>,
-    /// Set by `cargo xtask bench --profile`: the plugin also writes
+    /// Set by `cargo xtask bench --by-function`: the plugin also writes
     /// kernel instructions by function (`prof.txt`).
     #[arg(skip)]
     pub insn_profile: bool,
@@ -157,7 +157,7 @@ pub struct Run {
     /// Of the metrics repeated inside the boot (`bench --reps`), the
     /// spread of their repetitions, in percent.
     pub rep_spreads: Vec<bench::Metric>,
-    /// With `bench --profile`: kernel instructions per operation by
+    /// With `bench --by-function`: kernel instructions per operation by
     /// function, the boot's repetitions folded into their median.
     pub profile: profile::Profiles,
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench --measure insn --profile`: where a span's kernel
+//! `cargo xtask bench --measure insn --by-function`: where a span's kernel
 //! instructions went, by kernel function, so that a count that moves
 //! between runs can be traced to the code that moved it.
 //!
