@@ -399,7 +399,7 @@ mod tests {
         let map = dir.join("System.map");
         fs::write(
             &map,
-            "ffffffff81000000 T _stext\nffffffff81a0b0c0 T pskb_expand_head\nffffffff82000000 D x\n",
+            "ffffffff81000000 T _stext\nffffffff81a0b0c0 T pskb_expand_head\nffffffff82000000 D x\nffffffff83000000 B _end\n",
         )
         .unwrap();
         let (so, out) = (Path::new("/p/plugin.so"), Path::new("/r/insn.txt"));
@@ -412,7 +412,7 @@ mod tests {
         assert!(arg.ends_with(&format!(",syms={},prof=/r/prof.txt", syms.display())));
         assert_eq!(
             fs::read_to_string(&syms).unwrap(),
-            "ffffffff81000000 _stext\nffffffff81a0b0c0 pskb_expand_head\n"
+            "ffffffff81000000 _stext\nffffffff81a0b0c0 pskb_expand_head\nffffffff83000000 (beyond_the_image:bpf_jit,modules)\n"
         );
         let err = plugin_arg(so, out, &map, Some((&syms, Path::new("/r/a,b"))))
             .unwrap_err()

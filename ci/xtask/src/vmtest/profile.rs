@@ -15,10 +15,16 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+/// The bucket of kernel addresses past the image (`_end`): the BPF JIT's
+/// program packs and trampolines, and modules, which System.map does not
+/// name. Without it they would be charged to the image's last function.
+pub const BEYOND: &str = "(beyond_the_image:bpf_jit,modules)";
+
 /// The kernel's text symbols (`T`/`t`/`W`/`w`) of a System.map, as the
-/// plugin's `syms=` file: `ADDR NAME` per line.
+/// plugin's `syms=` file: `ADDR NAME` per line, and `_end` as [`BEYOND`].
 pub fn syms_file(system_map: &str) -> Result<String> {
     let mut out = String::new();
+    let mut end = None;
     for l in system_map.lines() {
         let mut f = l.split_whitespace();
         let (Some(addr), Some(kind), Some(name)) = (f.next(), f.next(), f.next()) else {
@@ -29,11 +35,17 @@ pub fn syms_file(system_map: &str) -> Result<String> {
             out.push(' ');
             out.push_str(name);
             out.push('\n');
+        } else if name == "_end" {
+            end = Some(addr);
         }
     }
     if out.is_empty() {
         bail!("System.map has no text symbol: a profile needs them");
     }
+    let Some(end) = end else {
+        bail!("System.map has no _end: the profile could not tell the BPF JIT's code from the image's last function");
+    };
+    out.push_str(&format!("{end} {BEYOND}\n"));
     Ok(out)
 }
 
@@ -231,15 +243,19 @@ mod tests {
 
     #[test]
     fn syms_file_keeps_text_symbols() {
-        let map = "ffffffff81000000 T _stext\nffffffff81000100 t helper\nffffffff82000000 D data\nffffffff81000200 W weak\nbroken\n";
+        let map = "ffffffff81000000 T _stext\nffffffff81000100 t helper\nffffffff82000000 D data\nffffffff81000200 W weak\nbroken\nffffffff83000000 B _end\n";
         assert_eq!(
             syms_file(map).unwrap(),
-            "ffffffff81000000 _stext\nffffffff81000100 helper\nffffffff81000200 weak\n"
+            format!("ffffffff81000000 _stext\nffffffff81000100 helper\nffffffff81000200 weak\nffffffff83000000 {BEYOND}\n")
         );
         assert!(syms_file("ffffffff82000000 D data\n")
             .unwrap_err()
             .to_string()
             .contains("no text symbol"));
+        assert!(syms_file("ffffffff81000000 T _stext\n")
+            .unwrap_err()
+            .to_string()
+            .contains("no _end"));
     }
 
     #[test]
