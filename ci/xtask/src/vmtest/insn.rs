@@ -241,18 +241,24 @@ pub struct Spread {
     pub values: Vec<f64>,
 }
 
+/// The median of `v` (the mean of the middle two for an even count); 0
+/// for none.
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 impl Spread {
     pub fn median(&self) -> f64 {
-        let mut v = self.values.clone();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n == 0 {
-            0.0
-        } else if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
+        median(&self.values)
     }
 
     pub fn min(&self) -> f64 {

@@ -133,23 +133,17 @@ pub struct Row {
 
 impl Row {
     pub fn median(&self) -> f64 {
-        let mut v = self.values.clone();
-        v.sort_by(f64::total_cmp);
-        match v.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => v[n / 2],
-            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        }
+        super::insn::median(&self.values)
     }
 
-    /// max - min, in instructions per operation.
+    /// max - min, in instructions per operation; 0 for no values.
     pub fn range(&self) -> f64 {
-        let max = self
+        let (min, max) = self
             .values
             .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
-        let min = self.values.iter().copied().fold(f64::INFINITY, f64::min);
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
         if self.values.is_empty() {
             0.0
         } else {
