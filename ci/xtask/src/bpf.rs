@@ -46,7 +46,7 @@ fn mtime(p: &Path) -> Option<SystemTime> {
 pub fn build(ctx: &Ctx, k: &Kernel) -> Result<PathBuf> {
     let out = ctx.target.join("bpf").join(&k.id);
     fs::create_dir_all(&out)?;
-    let log = log_path(&ctx.target, "bpf");
+    let log = log_path(&ctx.target, &format!("bpf-{}", k.id));
     let vmlinux_h = out.join("vmlinux.h");
     if mtime(&vmlinux_h) < mtime(&k.vmlinux) {
         let o = Command::new(&k.bpftool)

@@ -183,6 +183,7 @@ fn from_tarball(ctx: &Ctx, tarball: &Path) -> Result<Base> {
         version: String::new(),
         origin: format!("{} (sha256 {})", tarball.display(), &h[..16]),
     };
+    super::lock::hold(&base.dir(ctx))?;
     let tree = base.dir(ctx).join("base");
     if ready_marker(&tree).exists() {
         return Ok(Base { tree, ..base });
@@ -194,7 +195,7 @@ fn from_tarball(ctx: &Ctx, tarball: &Path) -> Result<Base> {
     let tmp = base.dir(ctx).join("base.tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
-    let log = crate::progress::log_path(&ctx.target, "kernel-base");
+    let log = crate::progress::log_path(&ctx.target, &format!("kernel-base-{}", base.key));
     run_logged(
         "unpack",
         Command::new("tar")
@@ -254,6 +255,7 @@ fn from_git(ctx: &Ctx, dir: &Path) -> Result<Base> {
             &head[..12]
         );
     }
+    super::lock::hold(&base.dir(ctx))?;
     let tree = base.dir(ctx).join("base");
     if ready_marker(&tree).exists() {
         return Ok(Base { tree, ..base });
@@ -265,7 +267,7 @@ fn from_git(ctx: &Ctx, dir: &Path) -> Result<Base> {
     ));
     let _ = fs::remove_dir_all(&tree);
     fs::create_dir_all(tree.parent().unwrap())?;
-    let log = crate::progress::log_path(&ctx.target, "kernel-base");
+    let log = crate::progress::log_path(&ctx.target, &format!("kernel-base-{}", base.key));
     run_logged(
         "git clone",
         Command::new("git")
@@ -293,8 +295,9 @@ fn from_plain_dir(ctx: &Ctx, dir: &Path) -> Result<Base> {
         version: String::new(),
         origin: dir.display().to_string(),
     };
+    super::lock::hold(&base.dir(ctx))?;
     let tree = base.dir(ctx).join("base");
-    let log = crate::progress::log_path(&ctx.target, "kernel-base");
+    let log = crate::progress::log_path(&ctx.target, &format!("kernel-base-{}", base.key));
     let stage = Stage::new(format!("kernel: syncing {} into the cache", dir.display()));
     fs::create_dir_all(&tree)?;
     run_logged(

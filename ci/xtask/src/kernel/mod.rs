@@ -3,6 +3,7 @@
 pub mod base;
 pub mod bases;
 pub mod config;
+pub mod lock;
 pub mod series;
 
 use std::fs;

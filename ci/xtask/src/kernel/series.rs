@@ -191,7 +191,7 @@ pub fn apply(ctx: &Ctx, base: &Base, series: &Series) -> Result<PathBuf> {
     ));
     let _ = git(&wt).args(["am", "--abort"]).output();
     reset(&wt)?;
-    let log = log_path(&ctx.target, "kernel-apply");
+    let log = log_path(&ctx.target, &format!("kernel-apply-{}", base.key));
     for (i, p) in series.patches.iter().enumerate() {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         let out = git(&wt).args(["am", "-q", "--keep-cr"]).arg(p).output()?;

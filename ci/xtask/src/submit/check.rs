@@ -174,7 +174,7 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
                     &k.tree,
                     &k.build,
                     jobs.as_deref(),
-                    &format!("series-check-{}", n - 1),
+                    &format!("series-check-{}-{}", k.id, n - 1),
                 );
                 if let Status::Fail(e) = &st {
                     push(
@@ -195,7 +195,7 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
                 &k.tree,
                 &k.build,
                 jobs.as_deref(),
-                &format!("series-check-{n}"),
+                &format!("series-check-{}-{n}", k.id),
             );
             let ok = matches!(st, Status::Pass(_));
             built_parent = ok;
@@ -241,7 +241,7 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
         stage.done("checked");
     }
     drop(_restore);
-    report(ctx, &rows, started)
+    report(ctx, &k.series, &rows, started)
 }
 
 /// Puts the `patched` worktree back at the series' tip.
@@ -600,7 +600,7 @@ fn w1_warnings(ctx: &Ctx, k: &kernel::Kernel, files: &[String], jobs: Option<&st
             cmd.arg(format!("-j{j}"));
         }
         let o = cmd.arg("W=1").arg(&obj).output();
-        let log = log_path(&ctx.target, "series-check-w1");
+        let log = log_path(&ctx.target, &format!("series-check-{}-w1", k.id));
         if let Ok(o) = o {
             let text = String::from_utf8_lossy(&o.stderr).into_owned();
             let _ = fs::write(&log, &text);
@@ -649,7 +649,7 @@ impl ClangBuild {
                 fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 fs::copy(k.build.join(".config"), dir.join(".config"))
                     .map_err(|e| format!("copying the config: {e}"))?;
-                let log = log_path(&ctx.target, "series-check-clang-config");
+                let log = log_path(&ctx.target, &format!("series-check-{}-clang-config", k.id));
                 let o = Self::make(k, &dir)
                     .arg("olddefconfig")
                     .output()
@@ -689,7 +689,10 @@ impl ClangBuild {
                 .output()
                 .map_err(|e| format!("make {obj}: {e}"))?;
             let text = String::from_utf8_lossy(&o.stderr).into_owned();
-            let _ = fs::write(log_path(&ctx.target, "series-check-clang"), &text);
+            let _ = fs::write(
+                log_path(&ctx.target, &format!("series-check-{}-clang", k.id)),
+                &text,
+            );
             if !o.status.success() {
                 let errs: Vec<&str> = text.lines().filter(|l| l.contains("error:")).collect();
                 out.extend(errs.iter().map(|l| rules::normalize_warning(l)));
@@ -882,8 +885,9 @@ fn recipients(tree: &Path, sha: &str) -> Status {
     }
 }
 
-fn report(ctx: &Ctx, rows: &[Row], started: Instant) -> Result<bool> {
-    let dir = ctx.target.join("series-check");
+fn report(ctx: &Ctx, series: &str, rows: &[Row], started: Instant) -> Result<bool> {
+    // One directory per series: `cargo xtask test` checks both bases.
+    let dir = ctx.target.join("series-check").join(series);
     fs::create_dir_all(&dir)?;
     println!("{:>5}  {:<12} {:<5}  DETAIL", "PATCH", "CHECK", "");
     let mut last = usize::MAX;
