@@ -8,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use super::rules;
 use crate::kernel::base::{git_out, BASE_BRANCH};
 use crate::Ctx;
 
@@ -195,12 +196,137 @@ pub fn export_range(
     Ok(files)
 }
 
+/// Who posts the series: the user's git identity, as `git var
+/// GIT_AUTHOR_IDENT` gives it (GIT_AUTHOR_NAME and GIT_AUTHOR_EMAIL, else
+/// user.name and user.email). Never made up: export refuses to run
+/// without one, or with one that [`rules::identity`] refuses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    pub name: String,
+    pub email: String,
+}
+
+const IDENT_FIX: &str = "set git config user.name and user.email (or GIT_AUTHOR_NAME and \
+                         GIT_AUTHOR_EMAIL) to your own";
+
+impl Ident {
+    pub fn from_git(dir: &Path) -> Result<Ident> {
+        let o = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["var", "GIT_AUTHOR_IDENT"])
+            .output()
+            .context("git var GIT_AUTHOR_IDENT")?;
+        if !o.status.success() {
+            bail!(
+                "series export signs the patches as you, and git has no identity for you ({}); {IDENT_FIX}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        Ident::parse(&String::from_utf8_lossy(&o.stdout))
+    }
+
+    /// `Name <email> 1700000000 +0000`, checked.
+    fn parse(var: &str) -> Result<Ident> {
+        let Some((who, _when)) = var.trim().rsplit_once('>') else {
+            bail!("git var GIT_AUTHOR_IDENT: unexpected output {var:?}");
+        };
+        let Some((name, email)) = who.split_once('<') else {
+            bail!("git var GIT_AUTHOR_IDENT: unexpected output {var:?}");
+        };
+        let id = Ident {
+            name: name.trim().to_string(),
+            email: email.trim().to_string(),
+        };
+        let f = rules::identity(&rules::Commit {
+            author_name: id.name.clone(),
+            author_email: id.email.clone(),
+            ..Default::default()
+        });
+        if !f.is_empty() {
+            // Each finding ends with the fix for a commit; say it once.
+            let why: Vec<&str> = f
+                .iter()
+                .map(|m| m.split("; set git config").next().unwrap_or(m))
+                .collect();
+            bail!(
+                "series export signs the patches as {}, which is not a person's identity: {}; {IDENT_FIX}",
+                id.line(),
+                why.join("; ")
+            );
+        }
+        Ok(id)
+    }
+
+    fn line(&self) -> String {
+        format!("{} <{}>", self.name, self.email)
+    }
+}
+
+/// A commit's author and message as `ident` posts it. A patch whose
+/// author is a placeholder (the identity nkdev's patch files carry) is
+/// the poster's: it gets their name, and their Signed-off-by in place of
+/// the placeholder's. A patch by someone else (a credited backport)
+/// keeps its author and sign-off, and the poster's Signed-off-by is
+/// added after the other trailers, once.
+pub fn as_posted(name: &str, email: &str, msg: &str, ident: &Ident) -> (String, String, String) {
+    let placeholder = !rules::identity(&rules::Commit {
+        author_name: name.to_string(),
+        author_email: email.to_string(),
+        ..Default::default()
+    })
+    .is_empty();
+    let mine = format!("Signed-off-by: {}", ident.line());
+    let (name, email, mut msg) = if placeholder {
+        let theirs = format!("Signed-off-by: {name} <{email}>");
+        let msg = msg
+            .lines()
+            .map(|l| {
+                if l.trim_end() == theirs {
+                    mine.as_str()
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        (ident.name.clone(), ident.email.clone(), msg)
+    } else {
+        (
+            name.to_string(),
+            email.to_string(),
+            msg.trim_end().to_string(),
+        )
+    };
+    if !msg.lines().any(|l| l.trim_end() == mine) {
+        let last = msg.trim_end().rsplit("\n\n").next().unwrap_or_default();
+        let trailers = !last.is_empty()
+            && last.lines().all(|l| {
+                l.split_once(": ")
+                    .is_some_and(|(k, _)| !k.is_empty() && !k.contains(' '))
+            });
+        msg = format!(
+            "{}{}{mine}",
+            msg.trim_end(),
+            if trailers { "\n" } else { "\n\n" }
+        );
+    }
+    (name, email, msg.trim_end().to_string() + "\n")
+}
+
 /// Rebuilds `shas` (commits of `repo`, in order) on `base` alone, without
 /// touching the work tree (a private index, `git apply --cached`,
 /// `commit-tree` with each commit's author and message), and returns the
 /// new head. A patch that needs one of the commits left out fails with
-/// its subject.
-pub fn rebuild_on(repo: &Path, base: &str, shas: &[String], tree: &str) -> Result<String> {
+/// its subject. With `ident`, each commit is as that person posts it
+/// ([`as_posted`]), committed by them.
+pub fn rebuild_on(
+    repo: &Path,
+    base: &str,
+    shas: &[String],
+    tree: &str,
+    ident: Option<&Ident>,
+) -> Result<String> {
     let index =
         std::env::temp_dir().join(format!("nkdev-export-{}-{tree}.index", std::process::id()));
     let _ = fs::remove_file(&index);
@@ -237,6 +363,19 @@ pub fn rebuild_on(repo: &Path, base: &str, shas: &[String], tree: &str) -> Resul
             let [an, ae, ad, cn, ce, cd, msg] = f[..] else {
                 bail!("git log of {sha}: unexpected format");
             };
+            let (an, ae, msg, cn, ce) = match ident {
+                Some(id) => {
+                    let (n, e, m) = as_posted(an, ae, msg, id);
+                    (n, e, m, id.name.clone(), id.email.clone())
+                }
+                None => (
+                    an.to_string(),
+                    ae.to_string(),
+                    msg.to_string(),
+                    cn.to_string(),
+                    ce.to_string(),
+                ),
+            };
             let subject = msg.lines().next().unwrap_or_default();
             let diff = Command::new("git")
                 .arg("-C")
@@ -261,11 +400,11 @@ pub fn rebuild_on(repo: &Path, base: &str, shas: &[String], tree: &str) -> Resul
             }
             let t = run(git_ix(&["write-tree"]), "git write-tree")?;
             let mut c = git_ix(&["commit-tree", &t, "-p", &head]);
-            c.env("GIT_AUTHOR_NAME", an)
-                .env("GIT_AUTHOR_EMAIL", ae)
+            c.env("GIT_AUTHOR_NAME", &an)
+                .env("GIT_AUTHOR_EMAIL", &ae)
                 .env("GIT_AUTHOR_DATE", ad)
-                .env("GIT_COMMITTER_NAME", cn)
-                .env("GIT_COMMITTER_EMAIL", ce)
+                .env("GIT_COMMITTER_NAME", &cn)
+                .env("GIT_COMMITTER_EMAIL", &ce)
                 .env("GIT_COMMITTER_DATE", cd)
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
@@ -289,17 +428,28 @@ pub fn rebuild_on(repo: &Path, base: &str, shas: &[String], tree: &str) -> Resul
 
 /// `cargo xtask series export`.
 pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
+    // First, before the tree is prepared: without it there is nothing to post.
+    let ident = Ident::from_git(&ctx.root)?;
+    eprintln!("==> export: as {}", ident.line());
     let k = super::applied(ctx, &a.src)?;
     let dir = ctx.root.join("patches").join(&k.series);
     let cover = fs::read_to_string(dir.join("cover-letter")).ok();
     let Some(tree) = a.tree else {
-        return export_by_tree(&k.tree, &dir, a, cover.as_deref());
+        return export_by_tree(&k.tree, &dir, a, cover.as_deref(), &ident);
     };
+    let shas: Vec<String> = git_out(
+        &k.tree,
+        &["rev-list", "--reverse", &format!("{BASE_BRANCH}..HEAD")],
+    )?
+    .lines()
+    .map(str::to_string)
+    .collect();
+    let head = rebuild_on(&k.tree, BASE_BRANCH, &shas, tree.name(), Some(&ident))?;
     let files = export_range(
         &k.tree,
         BASE_BRANCH,
         BASE_BRANCH,
-        "HEAD",
+        &head,
         &a.to,
         &ExportOpts {
             tree,
@@ -325,7 +475,13 @@ pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<bool> {
 /// those are rebuilt on the base plus the fixes, which the export names
 /// as prerequisites. The cover letter of a tree is `cover-letter.<tree>`,
 /// or `cover-letter` for the one tree with more than one patch.
-fn export_by_tree(repo: &Path, dir: &Path, a: &ExportArgs, cover: Option<&str>) -> Result<bool> {
+fn export_by_tree(
+    repo: &Path,
+    dir: &Path,
+    a: &ExportArgs,
+    cover: Option<&str>,
+    ident: &Ident,
+) -> Result<bool> {
     let series = crate::kernel::series::Series::load(dir)?;
     let shas: Vec<String> = git_out(
         repo,
@@ -375,9 +531,9 @@ fn export_by_tree(repo: &Path, dir: &Path, a: &ExportArgs, cover: Option<&str>) 
                 .trim()
                 .to_string()
         } else {
-            rebuild_on(repo, BASE_BRANCH, &prereq, tree.name())?
+            rebuild_on(repo, BASE_BRANCH, &prereq, tree.name(), Some(ident))?
         };
-        let head = rebuild_on(repo, &from, v, tree.name())?;
+        let head = rebuild_on(repo, &from, v, tree.name(), Some(ident))?;
         let out = a.to.join(tree.name());
         let files = export_range(
             repo,
@@ -582,7 +738,7 @@ mod tests {
             .lines()
             .map(str::to_string)
             .collect();
-        let head = rebuild_on(&t, "base", &shas[1..3], "net-next").unwrap();
+        let head = rebuild_on(&t, "base", &shas[1..3], "net-next", None).unwrap();
         let log = git_out(&t, &["log", "--format=%an|%s", &format!("base..{head}")]).unwrap();
         assert_eq!(log.trim(), "A U Thor|b: more\nA U Thor|b: add");
         let tree_b = git_out(&t, &["show", &format!("{head}:b.c")]).unwrap();
@@ -594,7 +750,7 @@ mod tests {
             "a",
             "the other tree's fix is not in"
         );
-        let e = rebuild_on(&t, "base", &shas[3..], "net-next")
+        let e = rebuild_on(&t, "base", &shas[3..], "net-next", None)
             .unwrap_err()
             .to_string();
         assert!(
@@ -602,6 +758,53 @@ mod tests {
             "{e}"
         );
         fs::remove_dir_all(&t).unwrap();
+    }
+
+    /// The poster's identity replaces the placeholder's, author and
+    /// sign-off; a backport keeps its author and gets the poster's
+    /// Signed-off-by once; a placeholder poster is refused.
+    #[test]
+    fn export_signs_as_the_user() {
+        let me = Ident::parse("Ada Lovelace <ada@kernel.org> 1796307499 +0000").unwrap();
+        let seed = (
+            "Seed c5af7c36 maintainers",
+            "maintainers@users.noreply.r-seed-c5af7c36.example",
+        );
+        let msg = "netkit: add b\n\nWhy.\n\nFixes: 0123456789ab (\"netkit: x\")\n\
+                   Signed-off-by: Seed c5af7c36 maintainers <maintainers@users.noreply.r-seed-c5af7c36.example>\n";
+        let (n, e, m) = as_posted(seed.0, seed.1, msg, &me);
+        assert_eq!((n.as_str(), e.as_str()), ("Ada Lovelace", "ada@kernel.org"));
+        assert_eq!(
+            m,
+            "netkit: add b\n\nWhy.\n\nFixes: 0123456789ab (\"netkit: x\")\n\
+             Signed-off-by: Ada Lovelace <ada@kernel.org>\n"
+        );
+        assert!(!m.contains("Seed"), "{m}");
+        let bp = "udp: resume by cookie\n\n[ Upstream commit 0123456789ab ]\n\n\
+                  Signed-off-by: Jordan Rife <jrife@google.com>\n";
+        let (n, _, m) = as_posted("Jordan Rife", "jrife@google.com", bp, &me);
+        assert_eq!(n, "Jordan Rife");
+        assert!(
+            m.ends_with("Signed-off-by: Jordan Rife <jrife@google.com>\nSigned-off-by: Ada Lovelace <ada@kernel.org>\n"),
+            "{m}"
+        );
+        // Once: posting what was posted changes nothing.
+        assert_eq!(as_posted("Jordan Rife", "jrife@google.com", &m, &me).2, m);
+        // A message without trailers gets its own paragraph.
+        let (_, _, m) = as_posted("Jordan Rife", "jrife@google.com", "x: y\n\nWhy.", &me);
+        assert_eq!(
+            m,
+            "x: y\n\nWhy.\n\nSigned-off-by: Ada Lovelace <ada@kernel.org>\n"
+        );
+        for bad in [
+            "Seed c5af7c36 maintainers <maintainers@users.noreply.r-seed-c5af7c36.example> 1 +0000",
+            "root <root@localhost> 1 +0000",
+            "A U Thor <a@example.org> 1 +0000",
+        ] {
+            let e = Ident::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a person's identity"), "{bad}: {e}");
+            assert!(e.contains("git config user.name"), "{bad}: {e}");
+        }
     }
 
     #[test]
