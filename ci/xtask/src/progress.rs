@@ -123,6 +123,28 @@ pub fn print_tail(path: &Path, n: usize) {
 }
 
 /// A log path under `target/logs/`.
+/// `target/logs/<name>.log`. The directory is created here, so that a
+/// step that writes its log itself (not through [`run_logged`]) works on
+/// a fresh target directory too.
 pub fn log_path(target: &Path, name: &str) -> PathBuf {
-    target.join("logs").join(format!("{name}.log"))
+    let dir = target.join("logs");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(format!("{name}.log"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step that writes its log with fs::write, on a target directory
+    /// nothing has used yet, finds the directory there.
+    #[test]
+    fn a_log_path_can_be_written_on_a_fresh_target() {
+        let t = std::env::temp_dir().join(format!("nkdev-logs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        let log = log_path(&t, "kernel-apply-deb-0123");
+        std::fs::write(&log, "x").unwrap();
+        assert_eq!(log, t.join("logs").join("kernel-apply-deb-0123.log"));
+        std::fs::remove_dir_all(&t).unwrap();
+    }
 }

@@ -195,7 +195,8 @@ pub fn apply(ctx: &Ctx, base: &Base, series: &Series) -> Result<PathBuf> {
     for (i, p) in series.patches.iter().enumerate() {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         let out = git(&wt).args(["am", "-q", "--keep-cr"]).arg(p).output()?;
-        fs::write(&log, [&out.stdout[..], &out.stderr[..]].concat())?;
+        fs::write(&log, [&out.stdout[..], &out.stderr[..]].concat())
+            .with_context(|| format!("writing {}", log.display()))?;
         if !out.status.success() {
             let rejects = show_rejects(&wt, p);
             let _ = git(&wt).args(["am", "--abort"]).output();
