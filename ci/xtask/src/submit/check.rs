@@ -238,7 +238,19 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<bool> {
         checkout(&tree, &c.sha)?;
         push("ynl", ynl(&tree, &touched));
         push("recipients", recipients(&tree, &c.sha));
-        stage.done("checked");
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.patch == n).collect();
+        let failed: Vec<&str> = mine
+            .iter()
+            .filter(|r| matches!(r.status, Status::Fail(_)))
+            .map(|r| r.check)
+            .collect();
+        stage.done(&if failed.is_empty() {
+            format!("{} checks passed or not run", mine.len())
+        } else {
+            format!("failed: {}", failed.join(", "))
+        });
+        // A run stopped halfway still leaves what it found.
+        let _ = write_partial(ctx, &k.series, &rows);
     }
     drop(_restore);
     report(ctx, &k.series, &rows, started)
@@ -885,6 +897,18 @@ fn recipients(tree: &Path, sha: &str) -> Status {
     }
 }
 
+/// The rows so far, in `report.partial.json`, which the full report
+/// replaces at the end.
+fn write_partial(ctx: &Ctx, series: &str, rows: &[Row]) -> Result<()> {
+    let dir = ctx.target.join("series-check").join(series);
+    fs::create_dir_all(&dir)?;
+    fs::write(
+        dir.join("report.partial.json"),
+        serde_json::to_string_pretty(rows)?,
+    )?;
+    Ok(())
+}
+
 fn report(ctx: &Ctx, series: &str, rows: &[Row], started: Instant) -> Result<bool> {
     // One directory per series: `cargo xtask test` checks both bases.
     let dir = ctx.target.join("series-check").join(series);
@@ -935,6 +959,7 @@ fn report(ctx: &Ctx, series: &str, rows: &[Row], started: Instant) -> Result<boo
     fs::write(dir.join("results.ktap"), k)?;
     fs::write(dir.join("report.json"), serde_json::to_string_pretty(rows)?)
         .context("writing report.json")?;
+    let _ = fs::remove_file(dir.join("report.partial.json"));
     let failed = rows
         .iter()
         .filter(|r| matches!(r.status, Status::Fail(_)))
