@@ -238,17 +238,8 @@ impl Ident {
             name: name.trim().to_string(),
             email: email.trim().to_string(),
         };
-        let f = rules::identity(&rules::Commit {
-            author_name: id.name.clone(),
-            author_email: id.email.clone(),
-            ..Default::default()
-        });
-        if !f.is_empty() {
-            // Each finding ends with the fix for a commit; say it once.
-            let why: Vec<&str> = f
-                .iter()
-                .map(|m| m.split("; set git config").next().unwrap_or(m))
-                .collect();
+        let why = rules::identity_problems(&id.name, &id.email);
+        if !why.is_empty() {
             bail!(
                 "series export signs the patches as {}, which is not a person's identity: {}; {IDENT_FIX}",
                 id.line(),
@@ -270,12 +261,7 @@ impl Ident {
 /// keeps its author and sign-off, and the poster's Signed-off-by is
 /// added after the other trailers, once.
 pub fn as_posted(name: &str, email: &str, msg: &str, ident: &Ident) -> (String, String, String) {
-    let placeholder = !rules::identity(&rules::Commit {
-        author_name: name.to_string(),
-        author_email: email.to_string(),
-        ..Default::default()
-    })
-    .is_empty();
+    let placeholder = !rules::identity_problems(name, email).is_empty();
     let mine = format!("Signed-off-by: {}", ident.line());
     let (name, email, mut msg) = if placeholder {
         let theirs = format!("Signed-off-by: {name} <{email}>");

@@ -117,6 +117,17 @@ pub fn signoff(c: &Commit) -> Findings {
 /// (`example.*`, `.example`, `.invalid`, `.localhost`, `.test`), a
 /// `noreply` address, or a name that is not a person's.
 pub fn identity(c: &Commit) -> Findings {
+    let fix = "set git config user.name and user.email (or GIT_AUTHOR_NAME and \
+               GIT_AUTHOR_EMAIL) to your own and re-commit with --reset-author -s";
+    identity_problems(&c.author_name, &c.author_email)
+        .into_iter()
+        .map(|p| format!("{p}; {fix}"))
+        .collect()
+}
+
+/// What makes `name <email>` not a person's identity (see [`identity`]),
+/// without the advice, which depends on who asks.
+pub fn identity_problems(name: &str, email_addr: &str) -> Findings {
     const RESERVED_TLDS: &[&str] = &[
         "example",
         "invalid",
@@ -126,15 +137,10 @@ pub fn identity(c: &Commit) -> Findings {
         "localdomain",
     ];
     const NOT_NAMES: &[&str] = &["root", "your name", "user", "unknown", "nobody"];
-    let fix = "set git config user.name and user.email (or GIT_AUTHOR_NAME and \
-               GIT_AUTHOR_EMAIL) to your own and re-commit with --reset-author -s";
     let mut f = Vec::new();
-    let email = c.author_email.to_ascii_lowercase();
+    let email = email_addr.to_ascii_lowercase();
     let Some((local, domain)) = email.rsplit_once('@') else {
-        return vec![format!(
-            "author address {:?} has no domain; {fix}",
-            c.author_email
-        )];
+        return vec![format!("author address {:?} has no domain", email_addr)];
     };
     let labels: Vec<&str> = domain.split('.').collect();
     let reserved = labels.len() < 2
@@ -142,22 +148,19 @@ pub fn identity(c: &Commit) -> Findings {
         || (labels.len() >= 2 && labels[labels.len() - 2] == "example");
     if reserved {
         f.push(format!(
-            "author address <{}> is in a reserved domain and receives no mail; {fix}",
-            c.author_email
+            "author address <{}> is in a reserved domain and receives no mail",
+            email_addr
         ));
     }
     if local.contains("noreply") || local.contains("no-reply") || domain.contains("noreply") {
         f.push(format!(
-            "author address <{}> is a noreply address; {fix}",
-            c.author_email
+            "author address <{}> is a noreply address",
+            email_addr
         ));
     }
-    let name = c.author_name.trim().to_ascii_lowercase();
-    if name.is_empty() || NOT_NAMES.contains(&name.as_str()) {
-        f.push(format!(
-            "author name {:?} is not a person's; {fix}",
-            c.author_name
-        ));
+    let lower = name.trim().to_ascii_lowercase();
+    if lower.is_empty() || NOT_NAMES.contains(&lower.as_str()) {
+        f.push(format!("author name {name:?} is not a person's"));
     }
     f
 }
