@@ -588,14 +588,43 @@ pub fn import_into(patches_dir: &Path, from: &Path, range: &str) -> Result<Vec<S
     }
     fs::remove_dir_all(&tmp)?;
     let old = fs::read_to_string(patches_dir.join("series")).unwrap_or_default();
-    fs::write(patches_dir.join("series"), reimported_series(&old, &names))?;
+    let series = reimported_series(&old, &names);
+    for n in &names {
+        if series_tree(&series, n).is_none() {
+            eprintln!(
+                "note: {n} matches no patch of the old series by name or place, so it has \
+                 no tree: add one (bpf, bpf-next, net, net-next) to {}",
+                patches_dir.join("series").display()
+            );
+        }
+    }
+    fs::write(patches_dir.join("series"), series)?;
     Ok(names)
+}
+
+/// The tree a series file's line for `name` names, if any.
+fn series_tree<'a>(series: &'a str, name: &str) -> Option<&'a str> {
+    series
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name)).then(|| w.next()).flatten()
+        })
+}
+
+/// A patch file's name without its `NNNN-` number: what stays when a
+/// patch is inserted before it.
+fn unnumbered(name: &str) -> &str {
+    name.trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start_matches('-')
 }
 
 /// The series file after an import: the old header comments, then the new
 /// patch files, each with the tree the old line for it named. A patch
-/// keeps its tree by its file name, or, when its subject (and so its
-/// name) changed, by its place in a series of the same length.
+/// keeps its tree by its file name, then by its name without the number
+/// (a patch was inserted or dropped before it), or, when its subject (and
+/// so its name) changed, by its place in a series of the same length.
 fn reimported_series(old: &str, names: &[String]) -> String {
     let mut series: String = old
         .lines()
@@ -615,6 +644,7 @@ fn reimported_series(old: &str, names: &[String]) -> String {
         let tree = entries
             .iter()
             .find(|(f, _)| f == n)
+            .or_else(|| entries.iter().find(|(f, _)| unnumbered(f) == unnumbered(n)))
             .map(|(_, t)| *t)
             .or_else(|| (entries.len() == names.len()).then(|| entries[i].1))
             .flatten();
@@ -801,7 +831,8 @@ mod tests {
         assert_eq!(split_cover("net: subject\n\nBody\n").0, "net: subject");
     }
 
-    /// A re-import keeps the tree each patch is posted to: by name, or by
+    /// A re-import keeps the tree each patch is posted to: by name, by
+    /// name without the number when a patch was inserted before it, or by
     /// place when a subject changed; a series of another length keeps
     /// only what matches by name.
     #[test]
@@ -819,6 +850,22 @@ mod tests {
             reimported_series(old, &names(&["0001-a.patch", "0002-new.patch"])),
             "# header\n0001-a.patch bpf\n0002-new.patch\n"
         );
+        // A patch split in two: those after it are renumbered.
+        let split = reimported_series(
+            old,
+            &names(&[
+                "0001-a.patch",
+                "0002-b-first-half.patch",
+                "0003-b.patch",
+                "0004-c.patch",
+            ]),
+        );
+        assert_eq!(
+            split,
+            "# header\n0001-a.patch bpf\n0002-b-first-half.patch\n0003-b.patch net-next\n0004-c.patch\n"
+        );
+        assert_eq!(series_tree(&split, "0003-b.patch"), Some("net-next"));
+        assert_eq!(series_tree(&split, "0002-b-first-half.patch"), None);
     }
 
     /// import, then apply and export, gives what format-patch gives from
